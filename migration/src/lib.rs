@@ -1,0 +1,92 @@
+//! Schema migrations for medgraph: one table per migration, each reversible, each running unchanged on
+//! SQLite and PostgreSQL (the `schema::` helpers pick the column types per backend).
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_users;
+mod m20261122_000002_create_patients;
+mod m20261122_000003_create_doctors;
+mod m20261122_000004_create_patient_doctors;
+mod m20261122_000005_create_refresh_tokens;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261122_000001_create_users::Migration),
+            Box::new(m20261122_000002_create_patients::Migration),
+            Box::new(m20261122_000003_create_doctors::Migration),
+            Box::new(m20261122_000004_create_patient_doctors::Migration),
+            Box::new(m20261122_000005_create_refresh_tokens::Migration),
+        ]
+    }
+}
+
+/// Table and column names shared by the migrations (foreign keys name columns of earlier tables).
+#[derive(DeriveIden)]
+pub(crate) enum Users {
+    Table,
+    Id,
+    Name,
+    Email,
+    PasswordHash,
+    Role,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+pub(crate) enum Patients {
+    Table,
+    Id,
+    OwnerId,
+    FirstName,
+    LastName,
+    BirthDate,
+    BirthDateEstimated,
+    Gender,
+    Address,
+    Phone,
+    Notes,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+pub(crate) enum Doctors {
+    Table,
+    Id,
+    CreatedBy,
+    FirstName,
+    LastName,
+    Specialization,
+    Email,
+    Phone,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+pub(crate) enum PatientDoctors {
+    Table,
+    Id,
+    PatientId,
+    DoctorId,
+    AssignedAt,
+    AssignedBy,
+}
+
+#[derive(DeriveIden)]
+pub(crate) enum RefreshTokens {
+    Table,
+    Id,
+    UserId,
+    TokenHash,
+    FamilyId,
+    ExpiresAt,
+    RevokedAt,
+    ReplacedBy,
+    CreatedAt,
+}

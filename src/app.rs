@@ -1,0 +1,176 @@
+//! Application wiring: the shared state (database pool, auth), the HTTP router, and serving on a listener.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use anyhow::Context;
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, State},
+    http::{HeaderName, StatusCode},
+    routing::get,
+};
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+
+use crate::{
+    auth::Auth,
+    config::Config,
+    graphql::{self, AppSchema},
+};
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub auth: Auth,
+    statements: Arc<AtomicU64>,
+}
+
+impl AppState {
+    /// Connects to the configured database and runs all pending migrations.
+    pub async fn connect(config: &Config) -> anyhow::Result<AppState> {
+        let (db, statements) = connect_database(config).await?;
+        Migrator::up(&db, None)
+            .await
+            .context("running migrations")?;
+        Ok(AppState {
+            db,
+            auth: Auth::new(config),
+            statements,
+        })
+    }
+
+    /// SQL statements executed through this state's pool so far (for tests and diagnostics).
+    pub fn sql_statement_count(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
+    }
+}
+
+/// Opens the pool (without migrating). In-memory SQLite gets exactly one connection that never expires:
+/// every connection would otherwise be a separate, empty database.
+pub async fn connect_database(
+    config: &Config,
+) -> anyhow::Result<(DatabaseConnection, Arc<AtomicU64>)> {
+    let url = &config.database_url;
+    let in_memory = url.starts_with("sqlite::memory:") || url.contains("mode=memory");
+    let mut options = ConnectOptions::new(url.clone());
+    options
+        .sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10));
+    if in_memory {
+        options
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None);
+    } else {
+        options.max_connections(config.db_max_connections);
+    }
+    let mut db = Database::connect(options)
+        .await
+        .with_context(|| format!("connecting to the database ({})", redact_url(url)))?;
+    if url.starts_with("sqlite:") && !in_memory {
+        // WAL lets readers proceed while one connection writes; the setting is stored in the file.
+        db.execute_unprepared("PRAGMA journal_mode=WAL")
+            .await
+            .context("enabling WAL")?;
+    }
+    let statements = Arc::new(AtomicU64::new(0));
+    let counter = statements.clone();
+    db.set_metric_callback(move |_| {
+        counter.fetch_add(1, Ordering::Relaxed);
+    });
+    Ok((db, statements))
+}
+
+/// The URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            let user = credentials.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// State of the HTTP handlers: the schema (which holds the AppState as data) and the state itself.
+#[derive(Clone)]
+pub struct HttpState {
+    pub schema: AppSchema,
+    pub state: AppState,
+}
+
+pub fn router(state: AppState) -> Router {
+    let schema = graphql::build_schema(state.clone());
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/graphql", get(graphql::handler::get).post(graphql::handler::post))
+        .route("/graphiql/{file}", get(crate::graphiql::asset))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(HttpState { schema, state })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            let request_id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id)
+        }))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+async fn readyz(State(http): State<HttpState>) -> (StatusCode, &'static str) {
+    match tokio::time::timeout(Duration::from_secs(2), http.state.db.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
+    }
+}
+
+/// Serves `router` on an already-bound listener until ctrl-c / SIGTERM.
+pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

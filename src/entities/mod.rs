@@ -1,0 +1,7 @@
+//! SeaORM models, one per table. These never reach GraphQL directly (see `graphql::types`).
+
+pub mod doctor;
+pub mod patient;
+pub mod patient_doctor;
+pub mod refresh_token;
+pub mod user;

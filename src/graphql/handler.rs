@@ -1,0 +1,228 @@
+//! GraphQL over HTTP: `POST /graphql` (JSON), `GET /graphql?query=…` for queries only, and GraphiQL for
+//! browsers. Establishes the caller from the `Authorization` header and the request's loaders.
+
+use async_graphql::{
+    BatchRequest, BatchResponse,
+    parser::{
+        parse_query,
+        types::{DocumentOperations, OperationType},
+    },
+};
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{Html, IntoResponse, Response},
+};
+
+use crate::{
+    app::HttpState,
+    graphql::{
+        context::{Caller, RequestData},
+        loaders::Loaders,
+    },
+};
+
+/// Most operations one HTTP request may carry as a batch.
+pub const MAX_BATCH: usize = 10;
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+pub async fn post(State(http): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    match content_type.as_deref() {
+        Some("application/json") | Some(GRAPHQL_RESPONSE_JSON) => {}
+        _ => {
+            return request_error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Content-Type must be application/json",
+                &headers,
+            );
+        }
+    }
+    let batch: BatchRequest = match serde_json::from_slice(&body) {
+        Ok(batch) => batch,
+        Err(e) => {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                &format!("Malformed JSON body: {e}"),
+                &headers,
+            );
+        }
+    };
+    if let BatchRequest::Batch(requests) = &batch {
+        if requests.len() > MAX_BATCH {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                &format!("Batch too large: at most {MAX_BATCH} operations per request"),
+                &headers,
+            );
+        }
+        if requests.is_empty() {
+            return request_error(StatusCode::BAD_REQUEST, "Empty batch", &headers);
+        }
+    }
+    execute(&http, batch, &headers).await
+}
+
+pub async fn get(
+    State(http): State<HttpState>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    let query_string = uri.query().unwrap_or_default();
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if wants_html && !query_string.contains("query=") {
+        return Html(crate::graphiql::INDEX_HTML).into_response();
+    }
+    let request = match async_graphql::http::parse_query_string(query_string) {
+        Ok(request) => request,
+        Err(e) => {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                &format!("Invalid GraphQL GET request: {e}"),
+                &headers,
+            );
+        }
+    };
+    // GET must never change anything: mutations only over POST.
+    if let Ok(document) = parse_query(&request.query) {
+        let operation_type = match (&document.operations, request.operation_name.as_deref()) {
+            (DocumentOperations::Single(op), _) => Some(op.node.ty),
+            (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
+            (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+                ops.values().next().map(|op| op.node.ty)
+            }
+            _ => None,
+        };
+        if operation_type.is_some_and(|ty| ty != OperationType::Query) {
+            let mut response = request_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Only queries may be sent with GET; send mutations with POST",
+                &headers,
+            );
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+            return response;
+        }
+    }
+    execute(&http, BatchRequest::Single(request), &headers).await
+}
+
+async fn execute(http: &HttpState, batch: BatchRequest, headers: &HeaderMap) -> Response {
+    let caller = caller_from(http, headers);
+    let loaders = match caller {
+        Caller::Authenticated(actor) => Loaders::for_actor(&http.state.db, actor),
+        _ => Loaders::default(),
+    };
+    let batch = batch.data(RequestData { caller, loaders });
+    let mut response = http.schema.execute_batch(batch).await;
+    if let Some(request_id) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
+        tag_internal_errors(&mut response, request_id);
+    }
+    json_response(StatusCode::OK, &response, headers)
+}
+
+/// Reads `Authorization: Bearer <token>`. No header, or GraphiQL's empty "Bearer", is anonymous.
+fn caller_from(http: &HttpState, headers: &HeaderMap) -> Caller {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Caller::Anonymous;
+    };
+    let Ok(value) = value.to_str() else {
+        return Caller::InvalidToken;
+    };
+    let value = value.trim();
+    let token = match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+        None if value.eq_ignore_ascii_case("bearer") || value.is_empty() => {
+            return Caller::Anonymous;
+        }
+        _ => return Caller::InvalidToken,
+    };
+    if token.is_empty() {
+        return Caller::Anonymous;
+    }
+    match http.state.auth.tokens.verify_access(token) {
+        Ok(actor) => Caller::Authenticated(actor),
+        Err(e) => {
+            tracing::debug!(error = %e, "access token refused");
+            Caller::InvalidToken
+        }
+    }
+}
+
+/// Gives operators the request id with every internal error, to find the logged cause.
+fn tag_internal_errors(response: &mut BatchResponse, request_id: &str) {
+    let responses: Vec<&mut async_graphql::Response> = match response {
+        BatchResponse::Single(r) => vec![r],
+        BatchResponse::Batch(rs) => rs.iter_mut().collect(),
+    };
+    for r in responses {
+        for error in &mut r.errors {
+            let internal = error
+                .extensions
+                .as_ref()
+                .and_then(|ext| ext.get("code"))
+                .is_some_and(|code| {
+                    *code
+                        == async_graphql::Value::from(crate::graphql::error::INTERNAL_SERVER_ERROR)
+                });
+            if internal {
+                error
+                    .extensions
+                    .get_or_insert_with(Default::default)
+                    .set("requestId", request_id);
+            }
+        }
+    }
+}
+
+fn response_content_type(headers: &HeaderMap) -> &'static str {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if accept.contains(GRAPHQL_RESPONSE_JSON) {
+        GRAPHQL_RESPONSE_JSON
+    } else {
+        "application/json"
+    }
+}
+
+fn json_response(
+    status: StatusCode,
+    body: &impl serde::Serialize,
+    headers: &HeaderMap,
+) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (
+            status,
+            [(header::CONTENT_TYPE, response_content_type(headers))],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "could not serialize a GraphQL response");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// A request that never reached execution: an `errors` list and no `data` key.
+fn request_error(status: StatusCode, message: &str, headers: &HeaderMap) -> Response {
+    let body = serde_json::json!({ "errors": [{ "message": message }] });
+    json_response(status, &body, headers)
+}

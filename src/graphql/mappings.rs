@@ -1,0 +1,142 @@
+//! Assignments of doctors to the caller's patients.
+
+use async_graphql::{ComplexObject, Context, ID, Object, SimpleObject};
+
+use crate::{
+    domain::{DoctorId, MappingId, PatientId},
+    entities::patient_doctor,
+    error::AppError,
+    graphql::{
+        context::ContextExt,
+        doctors::Doctor,
+        loaders::{load_error, required},
+        pagination::MappingConnection,
+        parse_id,
+        patients::Patient,
+        scalars::DateTime,
+    },
+    services::{assignments, pagination::PageRequest},
+};
+
+/// A doctor assigned to one of the signed-in user's patients.
+#[derive(SimpleObject, Clone)]
+#[graphql(complex)]
+pub struct Mapping {
+    /// Stable id; pass it to `unassignDoctor`.
+    pub id: ID,
+    /// When the doctor was assigned.
+    pub assigned_at: DateTime,
+    #[graphql(skip)]
+    pub patient_id: PatientId,
+    #[graphql(skip)]
+    pub doctor_id: DoctorId,
+}
+
+impl From<patient_doctor::Model> for Mapping {
+    fn from(m: patient_doctor::Model) -> Self {
+        Mapping {
+            id: ID(m.id.to_string()),
+            assigned_at: DateTime(m.assigned_at),
+            patient_id: PatientId(m.patient_id),
+            doctor_id: DoctorId(m.doctor_id),
+        }
+    }
+}
+
+#[ComplexObject]
+impl Mapping {
+    /// The patient.
+    async fn patient(&self, ctx: &Context<'_>) -> async_graphql::Result<Patient> {
+        let loader = required(&ctx.loaders()?.patient_by_id)?;
+        let patient = loader.load_one(self.patient_id).await.map_err(load_error)?;
+        // Deleted concurrently: report it as gone rather than failing the whole list.
+        patient
+            .map(Patient::from)
+            .ok_or_else(|| AppError::NotFound("Patient").into())
+    }
+
+    /// The doctor.
+    async fn doctor(&self, ctx: &Context<'_>) -> async_graphql::Result<Doctor> {
+        let loader = required(&ctx.loaders()?.doctor_by_id)?;
+        let doctor = loader.load_one(self.doctor_id).await.map_err(load_error)?;
+        doctor
+            .map(Doctor::from)
+            .ok_or_else(|| AppError::NotFound("Doctor").into())
+    }
+}
+
+#[derive(Default)]
+pub struct MappingQuery;
+
+#[Object]
+impl MappingQuery {
+    /// The signed-in user's assignments, oldest first, optionally for one patient and/or one doctor.
+    async fn mappings(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20, desc = "Page size, 1 to 100.")] first: Option<i32>,
+        #[graphql(desc = "Cursor to continue after (an `endCursor`).")] after: Option<String>,
+        #[graphql(desc = "Only assignments of this patient.")] patient_id: Option<ID>,
+        #[graphql(desc = "Only assignments of this doctor.")] doctor_id: Option<ID>,
+    ) -> async_graphql::Result<MappingConnection> {
+        let actor = ctx.actor()?;
+        let page = PageRequest::parse(first, after)?;
+        let patient_id = patient_id
+            .map(|id| parse_id("patientId", &id, PatientId::parse))
+            .transpose()?;
+        let doctor_id = doctor_id
+            .map(|id| parse_id("doctorId", &id, DoctorId::parse))
+            .transpose()?;
+        let result =
+            assignments::list(&ctx.app()?.db, &actor, patient_id, doctor_id, &page).await?;
+        Ok(MappingConnection::from_page(result, Mapping::from))
+    }
+
+    /// Doctors assigned to one of the signed-in user's patients (NOT_FOUND for a missing or foreign patient).
+    async fn doctors_for_patient(
+        &self,
+        ctx: &Context<'_>,
+        patient_id: ID,
+    ) -> async_graphql::Result<Vec<Doctor>> {
+        let actor = ctx.actor()?;
+        let patient_id = parse_id("patientId", &patient_id, PatientId::parse)?;
+        let doctors = assignments::doctors_for_patient(&ctx.app()?.db, &actor, patient_id).await?;
+        Ok(doctors.into_iter().map(Doctor::from).collect())
+    }
+}
+
+#[derive(Default)]
+pub struct MappingMutation;
+
+#[Object]
+impl MappingMutation {
+    /// Assigns a doctor to one of the signed-in user's patients; a pair can be assigned once.
+    async fn assign_doctor(
+        &self,
+        ctx: &Context<'_>,
+        patient_id: ID,
+        doctor_id: ID,
+    ) -> async_graphql::Result<Mapping> {
+        let actor = ctx.actor()?;
+        let patient_id = parse_id("patientId", &patient_id, PatientId::parse)?;
+        let doctor_id = parse_id("doctorId", &doctor_id, DoctorId::parse)?;
+        Ok(
+            assignments::assign(&ctx.app()?.db, &actor, patient_id, doctor_id)
+                .await?
+                .into(),
+        )
+    }
+
+    /// Removes an assignment of one of the signed-in user's patients; returns its id.
+    async fn unassign_doctor(
+        &self,
+        ctx: &Context<'_>,
+        mapping_id: ID,
+    ) -> async_graphql::Result<ID> {
+        let actor = ctx.actor()?;
+        let id = parse_id("mappingId", &mapping_id, MappingId::parse)?;
+        Ok(ID(assignments::unassign(&ctx.app()?.db, &actor, id)
+            .await?
+            .to_string()))
+    }
+}

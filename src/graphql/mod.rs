@@ -1,0 +1,60 @@
+//! The GraphQL API: schema assembly, per-resource resolvers, error mapping and the HTTP handler.
+
+pub mod context;
+pub mod error;
+pub mod handler;
+pub mod loaders;
+pub mod pagination;
+pub mod scalars;
+
+pub mod doctors;
+pub mod mappings;
+pub mod patients;
+pub mod users;
+
+use async_graphql::{EmptySubscription, ID, MergedObject, Schema, SchemaBuilder};
+
+use crate::{app::AppState, error::AppError};
+
+/// The root query: every field requires a signed-in caller.
+#[derive(MergedObject, Default)]
+pub struct Query(
+    users::UserQuery,
+    patients::PatientQuery,
+    doctors::DoctorQuery,
+    mappings::MappingQuery,
+);
+
+/// The root mutation: all but register, login, refreshToken and logout require a signed-in caller.
+#[derive(MergedObject, Default)]
+pub struct Mutation(
+    users::UserMutation,
+    patients::PatientMutation,
+    doctors::DoctorMutation,
+    mappings::MappingMutation,
+);
+
+pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// The schema with no data attached, so the SDL can be exported without a database.
+pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+}
+
+pub fn build_schema(state: AppState) -> AppSchema {
+    schema_builder().data(state).finish()
+}
+
+/// The schema in SDL, as committed in `schema.graphql`.
+pub fn sdl() -> String {
+    schema_builder().finish().sdl()
+}
+
+/// Parses a client-supplied id, reporting a malformed one as BAD_USER_INPUT on `field`.
+pub(crate) fn parse_id<T>(
+    field: &str,
+    id: &ID,
+    parse: fn(&str) -> Result<T, String>,
+) -> async_graphql::Result<T> {
+    parse(id.as_str()).map_err(|reason| AppError::field(field, reason).into())
+}

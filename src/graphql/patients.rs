@@ -1,0 +1,339 @@
+//! Patients: the caller's own records, with their assigned doctors.
+
+use async_graphql::{
+    ComplexObject, Context, Enum, ID, InputObject, MaybeUndefined, Object, SimpleObject,
+};
+
+use crate::{
+    domain::{self, PatientId, age_on},
+    entities::patient,
+    graphql::{
+        context::ContextExt,
+        doctors::Doctor,
+        loaders::{load_error, required},
+        pagination::PatientConnection,
+        parse_id,
+        scalars::{Date, DateTime},
+    },
+    services::{
+        pagination::PageRequest,
+        patients::{self, NewPatient, Patch, PatientChanges, PatientSort},
+    },
+};
+
+/// Administrative gender (FHIR AdministrativeGender).
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Gender {
+    /// Male.
+    Male,
+    /// Female.
+    Female,
+    /// Other.
+    Other,
+    /// Unknown.
+    Unknown,
+}
+
+impl From<Gender> for domain::Gender {
+    fn from(g: Gender) -> Self {
+        match g {
+            Gender::Male => domain::Gender::Male,
+            Gender::Female => domain::Gender::Female,
+            Gender::Other => domain::Gender::Other,
+            Gender::Unknown => domain::Gender::Unknown,
+        }
+    }
+}
+
+impl From<domain::Gender> for Gender {
+    fn from(g: domain::Gender) -> Self {
+        match g {
+            domain::Gender::Male => Gender::Male,
+            domain::Gender::Female => Gender::Female,
+            domain::Gender::Other => Gender::Other,
+            domain::Gender::Unknown => Gender::Unknown,
+        }
+    }
+}
+
+/// Sort direction of a list.
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum SortDirection {
+    /// Smallest first.
+    #[default]
+    Asc,
+    /// Largest first.
+    Desc,
+}
+
+/// What to sort patients by.
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PatientSortField {
+    /// When the record was created.
+    CreatedAt,
+    /// Last name.
+    LastName,
+    /// Age (from date of birth, or the age given).
+    Age,
+}
+
+/// A patient of the signed-in user.
+#[derive(SimpleObject, Clone)]
+#[graphql(complex)]
+pub struct Patient {
+    /// Stable id.
+    pub id: ID,
+    /// First (given) name.
+    pub first_name: String,
+    /// Last (family) name.
+    pub last_name: String,
+    /// Date of birth, when known exactly.
+    pub date_of_birth: Option<Date>,
+    /// Administrative gender.
+    pub gender: Gender,
+    /// Postal address.
+    pub address: Option<String>,
+    /// Phone number.
+    pub phone: Option<String>,
+    /// Free-text notes.
+    pub notes: Option<String>,
+    /// When the record was created.
+    pub created_at: DateTime,
+    /// When the record was last changed.
+    pub updated_at: DateTime,
+    #[graphql(skip)]
+    pub model: patient::Model,
+}
+
+impl From<patient::Model> for Patient {
+    fn from(p: patient::Model) -> Self {
+        Patient {
+            id: ID(p.id.to_string()),
+            first_name: p.first_name.clone(),
+            last_name: p.last_name.clone(),
+            date_of_birth: (!p.birth_date_estimated).then_some(Date(p.birth_date)),
+            gender: domain::Gender::parse(&p.gender)
+                .unwrap_or(domain::Gender::Unknown)
+                .into(),
+            address: p.address.clone(),
+            phone: p.phone.clone(),
+            notes: p.notes.clone(),
+            created_at: DateTime(p.created_at),
+            updated_at: DateTime(p.updated_at),
+            model: p,
+        }
+    }
+}
+
+#[ComplexObject]
+impl Patient {
+    /// "First Last".
+    async fn full_name(&self) -> String {
+        format!("{} {}", self.first_name, self.last_name)
+    }
+
+    /// Age in completed years: from the date of birth, or from the age given when only that is known
+    /// (it advances with time).
+    async fn age(&self) -> Option<i32> {
+        Some(age_on(
+            self.model.birth_date,
+            chrono::Utc::now().date_naive(),
+        ))
+    }
+
+    /// Doctors assigned to this patient, oldest assignment first.
+    async fn doctors(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Doctor>> {
+        let loader = required(&ctx.loaders()?.doctors_of_patient)?;
+        let doctors = loader
+            .load_one(PatientId(self.model.id))
+            .await
+            .map_err(load_error)?;
+        Ok(doctors
+            .unwrap_or_default()
+            .into_iter()
+            .map(Doctor::from)
+            .collect())
+    }
+}
+
+/// A new patient.
+#[derive(InputObject)]
+pub struct CreatePatientInput {
+    /// 1 to 100 characters.
+    pub first_name: String,
+    /// 1 to 100 characters.
+    pub last_name: String,
+    /// Age in years, 0 to 150; required unless dateOfBirth is given (and must match it when both are).
+    pub age: Option<i32>,
+    /// Date of birth; not in the future.
+    pub date_of_birth: Option<Date>,
+    /// Administrative gender.
+    pub gender: Gender,
+    /// Postal address, up to 500 characters.
+    pub address: Option<String>,
+    /// Phone number, up to 40 characters.
+    pub phone: Option<String>,
+    /// Free-text notes, up to 10,000 characters.
+    pub notes: Option<String>,
+}
+
+/// Partial update: an omitted field is left as it is; an explicit null clears an optional field.
+#[derive(InputObject)]
+pub struct UpdatePatientInput {
+    /// New first name (null is not allowed).
+    pub first_name: MaybeUndefined<String>,
+    /// New last name (null is not allowed).
+    pub last_name: MaybeUndefined<String>,
+    /// New age; must agree with an exact date of birth when one is kept.
+    pub age: MaybeUndefined<i32>,
+    /// New date of birth; null clears it (an age must then be given).
+    pub date_of_birth: MaybeUndefined<Date>,
+    /// New gender (null is not allowed).
+    pub gender: MaybeUndefined<Gender>,
+    /// New address; null clears it.
+    pub address: MaybeUndefined<String>,
+    /// New phone; null clears it.
+    pub phone: MaybeUndefined<String>,
+    /// New notes; null clears them.
+    pub notes: MaybeUndefined<String>,
+}
+
+pub(crate) fn patch<T, U>(value: MaybeUndefined<T>, convert: impl FnOnce(T) -> U) -> Patch<U> {
+    match value {
+        MaybeUndefined::Undefined => Patch::Keep,
+        MaybeUndefined::Null => Patch::Clear,
+        MaybeUndefined::Value(v) => Patch::Set(convert(v)),
+    }
+}
+
+/// Narrows the patients list; all given conditions must hold.
+#[derive(InputObject, Default)]
+pub struct PatientFilter {
+    /// Case-insensitive; every word must appear in the first or last name.
+    pub search: Option<String>,
+    /// Only this gender.
+    pub gender: Option<Gender>,
+    /// Only patients at least this old.
+    pub min_age: Option<i32>,
+    /// Only patients at most this old.
+    pub max_age: Option<i32>,
+}
+
+/// Ordering of the patients list (ties broken by id).
+#[derive(InputObject)]
+pub struct PatientOrder {
+    /// The field to sort by.
+    pub field: PatientSortField,
+    /// The direction.
+    #[graphql(default)]
+    pub direction: SortDirection,
+}
+
+#[derive(Default)]
+pub struct PatientQuery;
+
+#[Object]
+impl PatientQuery {
+    /// The signed-in user's patients, a page at a time.
+    async fn patients(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20, desc = "Page size, 1 to 100.")] first: Option<i32>,
+        #[graphql(desc = "Cursor to continue after (an `endCursor`).")] after: Option<String>,
+        #[graphql(desc = "Conditions the patients must meet.")] filter: Option<PatientFilter>,
+        #[graphql(desc = "Sort order; newest first when omitted.")] order_by: Option<PatientOrder>,
+    ) -> async_graphql::Result<PatientConnection> {
+        let actor = ctx.actor()?;
+        let page = PageRequest::parse(first, after)?;
+        let filter = filter.unwrap_or_default();
+        let filter = patients::PatientFilter {
+            search: filter.search,
+            gender: filter.gender.map(Into::into),
+            min_age: filter.min_age,
+            max_age: filter.max_age,
+        };
+        let (sort, descending) = match order_by {
+            None => (PatientSort::CreatedAt, true),
+            Some(order) => (
+                match order.field {
+                    PatientSortField::CreatedAt => PatientSort::CreatedAt,
+                    PatientSortField::LastName => PatientSort::LastName,
+                    PatientSortField::Age => PatientSort::Age,
+                },
+                order.direction == SortDirection::Desc,
+            ),
+        };
+        let result =
+            patients::list(&ctx.app()?.db, &actor, filter, sort, descending, &page).await?;
+        Ok(PatientConnection::from_page(result, Patient::from))
+    }
+
+    /// One of the signed-in user's patients; null when it does not exist or is someone else's.
+    async fn patient(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Patient>> {
+        let actor = ctx.actor()?;
+        let id: PatientId = parse_id("id", &id, PatientId::parse)?;
+        Ok(patients::get(&ctx.app()?.db, &actor, id)
+            .await?
+            .map(Patient::from))
+    }
+}
+
+#[derive(Default)]
+pub struct PatientMutation;
+
+#[Object]
+impl PatientMutation {
+    /// Adds a patient owned by the signed-in user.
+    async fn create_patient(
+        &self,
+        ctx: &Context<'_>,
+        input: CreatePatientInput,
+    ) -> async_graphql::Result<Patient> {
+        let actor = ctx.actor()?;
+        let input = NewPatient {
+            first_name: input.first_name,
+            last_name: input.last_name,
+            age: input.age,
+            date_of_birth: input.date_of_birth.map(|d| d.0),
+            gender: input.gender.into(),
+            address: input.address,
+            phone: input.phone,
+            notes: input.notes,
+        };
+        Ok(patients::create(&ctx.app()?.db, &actor, input)
+            .await?
+            .into())
+    }
+
+    /// Changes one of the signed-in user's patients.
+    async fn update_patient(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdatePatientInput,
+    ) -> async_graphql::Result<Patient> {
+        let actor = ctx.actor()?;
+        let id: PatientId = parse_id("id", &id, PatientId::parse)?;
+        let changes = PatientChanges {
+            first_name: patch(input.first_name, |v| v),
+            last_name: patch(input.last_name, |v| v),
+            age: patch(input.age, |v| v),
+            date_of_birth: patch(input.date_of_birth, |d| d.0),
+            gender: patch(input.gender, Into::into),
+            address: patch(input.address, |v| v),
+            phone: patch(input.phone, |v| v),
+            notes: patch(input.notes, |v| v),
+        };
+        Ok(patients::update(&ctx.app()?.db, &actor, id, changes)
+            .await?
+            .into())
+    }
+
+    /// Deletes one of the signed-in user's patients and its doctor assignments; returns its id.
+    async fn delete_patient(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
+        let actor = ctx.actor()?;
+        let id: PatientId = parse_id("id", &id, PatientId::parse)?;
+        let deleted = patients::delete(&ctx.app()?.db, &actor, id).await?;
+        Ok(ID(deleted.to_string()))
+    }
+}

@@ -1,0 +1,13 @@
+//! medgraph: a healthcare backend served as a single GraphQL API.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod entities;
+pub mod error;
+pub mod graphiql;
+pub mod graphql;
+pub mod services;
+pub mod telemetry;

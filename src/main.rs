@@ -1,0 +1,35 @@
+//! Entry point: load `.env`, read configuration, start logging, run the command.
+
+use clap::Parser;
+use medgraph::{
+    cli::{self, Cli, Command},
+    config::Config,
+    telemetry,
+};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    // A missing .env is normal; real environment variables take precedence over it.
+    let _ = dotenvy::dotenv();
+    let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::Schema)) {
+        print!("{}", medgraph::graphql::sdl());
+        return std::process::ExitCode::SUCCESS;
+    }
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("medgraph: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    telemetry::init(config.log_format);
+    match cli::run(cli, config).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "medgraph failed");
+            eprintln!("medgraph: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! Accounts and sessions: registration, login, refresh-token rotation with reuse detection, logout,
+//! profile and password changes, and the operator's role changes.
+
+use chrono::Duration as ChronoDuration;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    Set, TransactionTrait, sea_query::Expr,
+};
+use uuid::Uuid;
+
+use crate::{
+    auth::{
+        Actor, Auth,
+        tokens::{hash_refresh_token, new_refresh_token},
+    },
+    domain::{Email, PersonName, Role, UserId},
+    entities::{refresh_token, user},
+    error::{AppError, AppResult, Validator},
+    services::now,
+};
+
+/// A signed-in session as handed to the client.
+pub struct Session {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: i64,
+    pub user: user::Model,
+}
+
+pub struct Registration {
+    pub name: String,
+    pub email: String,
+    pub password: String,
+}
+
+pub async fn register(
+    db: &DatabaseConnection,
+    auth: &Auth,
+    input: Registration,
+    role: Role,
+) -> AppResult<Session> {
+    let user = create_user(db, auth, input, role).await?;
+    start_session(db, auth, user).await
+}
+
+/// Creates an account (also used by `medgraph user create`).
+pub async fn create_user(
+    db: &impl ConnectionTrait,
+    auth: &Auth,
+    input: Registration,
+    role: Role,
+) -> AppResult<user::Model> {
+    let mut v = Validator::new();
+    let name = v.check("name", PersonName::parse(&input.name));
+    let email = v.check("email", Email::parse(&input.email));
+    let context: Vec<&str> = [Some(input.name.trim()), email.as_ref().map(Email::as_str)]
+        .into_iter()
+        .flatten()
+        .collect();
+    v.check("password", auth.policy.check(&input.password, &context));
+    v.finish()?;
+    let (Some(name), Some(email)) = (name, email) else {
+        return Err(AppError::Internal(anyhow::anyhow!(
+            "validator passed without values"
+        )));
+    };
+
+    let password_hash = auth.hasher.hash(&input.password).await?;
+    let at = now();
+    user::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        name: Set(name),
+        email: Set(email.into_inner()),
+        password_hash: Set(password_hash),
+        role: Set(role.as_str().to_owned()),
+        created_at: Set(at),
+        updated_at: Set(at),
+    }
+    .insert(db)
+    .await
+    .map_err(|e| AppError::from_db(e, "Email is already registered"))
+}
+
+pub async fn login(
+    db: &DatabaseConnection,
+    auth: &Auth,
+    email: &str,
+    password: &str,
+) -> AppResult<Session> {
+    let found = match Email::parse(email) {
+        Ok(email) => find_by_email(db, email.as_str()).await?,
+        Err(_) => None,
+    };
+    let Some(user) = found else {
+        // Same work as a real check, so timing does not reveal whether the account exists.
+        auth.hasher.verify_dummy(password).await?;
+        return Err(AppError::InvalidCredentials);
+    };
+    if !auth.hasher.verify(password, &user.password_hash).await? {
+        return Err(AppError::InvalidCredentials);
+    }
+    start_session(db, auth, user).await
+}
+
+/// Exchanges a refresh token for a new pair. The presented token is spent; presenting a spent token
+/// again means it was stolen (or replayed), so its whole family is revoked.
+pub async fn refresh(db: &DatabaseConnection, auth: &Auth, presented: &str) -> AppResult<Session> {
+    let hash = hash_refresh_token(presented.trim());
+    let Some(current) = refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(hash))
+        .one(db)
+        .await?
+    else {
+        return Err(AppError::InvalidRefreshToken);
+    };
+    let at = now();
+    if current.revoked_at.is_some() {
+        if current.replaced_by.is_some() {
+            revoke_family(db, current.family_id).await?;
+            tracing::warn!(user_id = %current.user_id, family = %current.family_id,
+                "refresh token reused after rotation; token family revoked");
+        }
+        return Err(AppError::InvalidRefreshToken);
+    }
+    if current.expires_at <= at {
+        return Err(AppError::InvalidRefreshToken);
+    }
+
+    let txn = db.begin().await?;
+    let (token, token_hash) = new_refresh_token();
+    let new_id = Uuid::now_v7();
+    // Spend the old token only if nobody else spent it first: the loser of a race is treated as reuse.
+    let spent = refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RevokedAt, Expr::value(at))
+        .col_expr(refresh_token::Column::ReplacedBy, Expr::value(new_id))
+        .filter(refresh_token::Column::Id.eq(current.id))
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .exec(&txn)
+        .await?;
+    if spent.rows_affected != 1 {
+        txn.rollback().await?;
+        revoke_family(db, current.family_id).await?;
+        return Err(AppError::InvalidRefreshToken);
+    }
+    insert_refresh_token(
+        &txn,
+        auth,
+        new_id,
+        current.user_id,
+        current.family_id,
+        token_hash,
+    )
+    .await?;
+    let user = user::Entity::find_by_id(current.user_id)
+        .one(&txn)
+        .await?
+        .ok_or(AppError::InvalidRefreshToken)?;
+    txn.commit().await?;
+    session_for(auth, user, token)
+}
+
+/// Revokes a refresh token. True when a live token was revoked, false when it was unknown or spent.
+pub async fn logout(db: &impl ConnectionTrait, presented: &str) -> AppResult<bool> {
+    let result = refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RevokedAt, Expr::value(now()))
+        .filter(refresh_token::Column::TokenHash.eq(hash_refresh_token(presented.trim())))
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected > 0)
+}
+
+pub async fn me(db: &impl ConnectionTrait, actor: &Actor) -> AppResult<user::Model> {
+    // A token can outlive its account; such a caller is no longer authenticated.
+    user::Entity::find_by_id(actor.user_id.0)
+        .one(db)
+        .await?
+        .ok_or(AppError::Unauthenticated)
+}
+
+pub async fn update_me(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    name: Option<String>,
+) -> AppResult<user::Model> {
+    let current = me(db, actor).await?;
+    let Some(name) = name else { return Ok(current) };
+    let name = PersonName::parse(&name).map_err(|reason| AppError::field("name", reason))?;
+    let mut model: user::ActiveModel = current.into();
+    model.name = Set(name);
+    model.updated_at = Set(now());
+    Ok(model.update(db).await?)
+}
+
+/// Changes the password after checking the current one, and signs out every other session by revoking
+/// all of the user's refresh tokens (access tokens lapse within their short lifetime).
+pub async fn change_password(
+    db: &DatabaseConnection,
+    auth: &Auth,
+    actor: &Actor,
+    current_password: &str,
+    new_password: &str,
+) -> AppResult<()> {
+    let user = me(db, actor).await?;
+    if !auth
+        .hasher
+        .verify(current_password, &user.password_hash)
+        .await?
+    {
+        return Err(AppError::field("currentPassword", "is incorrect"));
+    }
+    auth.policy
+        .check(new_password, &[&user.name, &user.email])
+        .map_err(|reason| AppError::field("newPassword", reason))?;
+    let password_hash = auth.hasher.hash(new_password).await?;
+
+    let txn = db.begin().await?;
+    let user_id = user.id;
+    let mut model: user::ActiveModel = user.into();
+    model.password_hash = Set(password_hash);
+    model.updated_at = Set(now());
+    model.update(&txn).await?;
+    refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RevokedAt, Expr::value(now()))
+        .filter(refresh_token::Column::UserId.eq(user_id))
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Sets an account's role (`medgraph user promote`). Takes effect with the user's next access token.
+pub async fn set_role(db: &impl ConnectionTrait, email: &str, role: Role) -> AppResult<()> {
+    let email = Email::parse(email).map_err(|reason| AppError::field("email", reason))?;
+    let result = user::Entity::update_many()
+        .col_expr(user::Column::Role, Expr::value(role.as_str()))
+        .col_expr(user::Column::UpdatedAt, Expr::value(now()))
+        .filter(user::Column::Email.eq(email.as_str()))
+        .exec(db)
+        .await?;
+    if result.rows_affected == 0 {
+        return Err(AppError::NotFound("User"));
+    }
+    Ok(())
+}
+
+pub async fn find_by_email(
+    db: &impl ConnectionTrait,
+    email: &str,
+) -> AppResult<Option<user::Model>> {
+    Ok(user::Entity::find()
+        .filter(user::Column::Email.eq(email))
+        .one(db)
+        .await?)
+}
+
+pub fn role_of(user: &user::Model) -> Role {
+    Role::parse(&user.role).unwrap_or(Role::User)
+}
+
+async fn start_session(
+    db: &DatabaseConnection,
+    auth: &Auth,
+    user: user::Model,
+) -> AppResult<Session> {
+    let (token, token_hash) = new_refresh_token();
+    let id = Uuid::now_v7();
+    insert_refresh_token(db, auth, id, user.id, id, token_hash).await?;
+    session_for(auth, user, token)
+}
+
+fn session_for(auth: &Auth, user: user::Model, refresh_token: String) -> AppResult<Session> {
+    let access_token = auth.tokens.issue_access(UserId(user.id), role_of(&user))?;
+    Ok(Session {
+        access_token,
+        refresh_token,
+        expires_in: auth.tokens.access_ttl_secs(),
+        user,
+    })
+}
+
+async fn insert_refresh_token(
+    db: &impl ConnectionTrait,
+    auth: &Auth,
+    id: Uuid,
+    user_id: Uuid,
+    family_id: Uuid,
+    token_hash: String,
+) -> AppResult<()> {
+    let at = now();
+    let ttl = ChronoDuration::from_std(auth.tokens.refresh_ttl).unwrap_or(ChronoDuration::days(14));
+    refresh_token::ActiveModel {
+        id: Set(id),
+        user_id: Set(user_id),
+        token_hash: Set(token_hash),
+        family_id: Set(family_id),
+        expires_at: Set(at + ttl),
+        revoked_at: Set(None),
+        replaced_by: Set(None),
+        created_at: Set(at),
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
+
+async fn revoke_family(db: &impl ConnectionTrait, family_id: Uuid) -> AppResult<()> {
+    refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RevokedAt, Expr::value(now()))
+        .filter(refresh_token::Column::FamilyId.eq(family_id))
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! Assignments of doctors to patients ("mappings"), managed by the patient's owner only.
+
+use std::collections::HashMap;
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QueryOrder,
+    QuerySelect, RelationTrait, Set, SqlErr,
+};
+use uuid::Uuid;
+
+use crate::{
+    auth::Actor,
+    domain::{DoctorId, MappingId, PatientId},
+    entities::{doctor, patient, patient_doctor},
+    error::{AppError, AppResult},
+    services::{
+        doctors, now,
+        pagination::{Page, PageRequest, SortKey, fetch_page},
+        patients,
+    },
+};
+
+const ALREADY_ASSIGNED: &str = "Doctor is already assigned to this patient";
+
+pub async fn assign(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    patient_id: PatientId,
+    doctor_id: DoctorId,
+) -> AppResult<patient_doctor::Model> {
+    patients::require(db, actor, patient_id).await?;
+    doctors::get(db, doctor_id)
+        .await?
+        .ok_or(AppError::NotFound("Doctor"))?;
+    // The unique (patient_id, doctor_id) index decides between concurrent duplicates, not a prior read.
+    patient_doctor::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        patient_id: Set(patient_id.0),
+        doctor_id: Set(doctor_id.0),
+        assigned_at: Set(now()),
+        assigned_by: Set(Some(actor.user_id.0)),
+    }
+    .insert(db)
+    .await
+    .map_err(|e| match e.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => AppError::Conflict(ALREADY_ASSIGNED),
+        // The doctor or patient was deleted between the check and the insert.
+        Some(SqlErr::ForeignKeyConstraintViolation(_)) => AppError::NotFound("Doctor"),
+        _ => e.into(),
+    })
+}
+
+pub async fn unassign(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    id: MappingId,
+) -> AppResult<MappingId> {
+    let Some(mapping) = visible(actor)
+        .filter(patient_doctor::Column::Id.eq(id.0))
+        .one(db)
+        .await?
+    else {
+        return Err(AppError::NotFound("Mapping"));
+    };
+    let result = patient_doctor::Entity::delete_by_id(mapping.id)
+        .exec(db)
+        .await?;
+    if result.rows_affected == 0 {
+        return Err(AppError::NotFound("Mapping"));
+    }
+    Ok(id)
+}
+
+/// The caller's mappings, optionally for one patient and/or one doctor, oldest first.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    patient_id: Option<PatientId>,
+    doctor_id: Option<DoctorId>,
+    page: &PageRequest,
+) -> AppResult<Page<patient_doctor::Model>> {
+    let mut select = visible(actor);
+    if let Some(patient_id) = patient_id {
+        select = select.filter(patient_doctor::Column::PatientId.eq(patient_id.0));
+    }
+    if let Some(doctor_id) = doctor_id {
+        select = select.filter(patient_doctor::Column::DoctorId.eq(doctor_id.0));
+    }
+    fetch_page(
+        db,
+        select,
+        patient_doctor::Column::AssignedAt,
+        patient_doctor::Column::Id,
+        false,
+        "ASSIGNED_AT:ASC",
+        page,
+        |m| (SortKey::Time(m.assigned_at), m.id),
+    )
+    .await
+}
+
+/// Doctors of one of the caller's patients (NOT_FOUND for a missing or foreign patient).
+pub async fn doctors_for_patient(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    patient_id: PatientId,
+) -> AppResult<Vec<doctor::Model>> {
+    patients::require(db, actor, patient_id).await?;
+    let mut by_patient = doctors_of_patients(db, &[patient_id]).await?;
+    Ok(by_patient.remove(&patient_id).unwrap_or_default())
+}
+
+/// Doctors of each given patient in one statement. Callers pass only patients the viewer owns.
+pub async fn doctors_of_patients(
+    db: &impl ConnectionTrait,
+    patient_ids: &[PatientId],
+) -> AppResult<HashMap<PatientId, Vec<doctor::Model>>> {
+    let rows = patient_doctor::Entity::find()
+        .filter(patient_doctor::Column::PatientId.is_in(patient_ids.iter().map(|id| id.0)))
+        .order_by_asc(patient_doctor::Column::AssignedAt)
+        .order_by_asc(patient_doctor::Column::Id)
+        .find_also_related(doctor::Entity)
+        .all(db)
+        .await?;
+    let mut out: HashMap<PatientId, Vec<doctor::Model>> = HashMap::new();
+    for (mapping, doctor) in rows {
+        if let Some(doctor) = doctor {
+            out.entry(PatientId(mapping.patient_id))
+                .or_default()
+                .push(doctor);
+        }
+    }
+    Ok(out)
+}
+
+/// The caller's own patients assigned to each given doctor, in one statement.
+pub async fn patients_of_doctors(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    doctor_ids: &[DoctorId],
+) -> AppResult<HashMap<DoctorId, Vec<patient::Model>>> {
+    let rows = patient_doctor::Entity::find()
+        .filter(patient_doctor::Column::DoctorId.is_in(doctor_ids.iter().map(|id| id.0)))
+        .find_also_related(patient::Entity)
+        .filter(patient::Column::OwnerId.eq(actor.user_id.0))
+        .order_by_asc(patient_doctor::Column::AssignedAt)
+        .order_by_asc(patient_doctor::Column::Id)
+        .all(db)
+        .await?;
+    let mut out: HashMap<DoctorId, Vec<patient::Model>> = HashMap::new();
+    for (mapping, patient) in rows {
+        if let Some(patient) = patient {
+            out.entry(DoctorId(mapping.doctor_id))
+                .or_default()
+                .push(patient);
+        }
+    }
+    Ok(out)
+}
+
+/// Mappings whose patient belongs to the caller.
+fn visible(actor: &Actor) -> sea_orm::Select<patient_doctor::Entity> {
+    patient_doctor::Entity::find()
+        .join(JoinType::InnerJoin, patient_doctor::Relation::Patient.def())
+        .filter(patient::Column::OwnerId.eq(actor.user_id.0))
+}

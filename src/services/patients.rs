@@ -1,0 +1,396 @@
+//! Patients: each belongs to exactly one user, and every query here is scoped to the caller, so a
+//! foreign patient behaves exactly like a missing one.
+
+use chrono::NaiveDate;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, Select,
+    Set,
+    sea_query::{Expr, ExprTrait, Func, LikeExpr},
+};
+use uuid::Uuid;
+
+use crate::{
+    auth::Actor,
+    domain::{BirthDate, Gender, OptionalText, PatientId, PersonName, birth_date_for_age},
+    entities::patient,
+    error::{AppError, AppResult, Validator},
+    services::{
+        like_pattern, now,
+        pagination::{Page, PageRequest, SortKey, fetch_page},
+    },
+};
+
+pub const ADDRESS_MAX: usize = 500;
+pub const PHONE_MAX: usize = 40;
+pub const NOTES_MAX: usize = 10_000;
+
+/// A change to one field of a record: leave it, clear it, or set it.
+#[derive(Clone, Debug, Default)]
+pub enum Patch<T> {
+    #[default]
+    Keep,
+    Clear,
+    Set(T),
+}
+
+pub struct NewPatient {
+    pub first_name: String,
+    pub last_name: String,
+    pub age: Option<i32>,
+    pub date_of_birth: Option<NaiveDate>,
+    pub gender: Gender,
+    pub address: Option<String>,
+    pub phone: Option<String>,
+    pub notes: Option<String>,
+}
+
+#[derive(Default)]
+pub struct PatientChanges {
+    pub first_name: Patch<String>,
+    pub last_name: Patch<String>,
+    pub age: Patch<i32>,
+    pub date_of_birth: Patch<NaiveDate>,
+    pub gender: Patch<Gender>,
+    pub address: Patch<String>,
+    pub phone: Patch<String>,
+    pub notes: Patch<String>,
+}
+
+#[derive(Default)]
+pub struct PatientFilter {
+    pub search: Option<String>,
+    pub gender: Option<Gender>,
+    pub min_age: Option<i32>,
+    pub max_age: Option<i32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PatientSort {
+    CreatedAt,
+    LastName,
+    Age,
+}
+
+fn today() -> NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
+pub async fn create(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    input: NewPatient,
+) -> AppResult<patient::Model> {
+    let mut v = Validator::new();
+    let first_name = v.check("firstName", PersonName::parse(&input.first_name));
+    let last_name = v.check("lastName", PersonName::parse(&input.last_name));
+    let address = v.check(
+        "address",
+        OptionalText::parse(input.address.as_deref(), ADDRESS_MAX, true),
+    );
+    let phone = v.check(
+        "phone",
+        OptionalText::parse(input.phone.as_deref(), PHONE_MAX, false),
+    );
+    let notes = v.check(
+        "notes",
+        OptionalText::parse(input.notes.as_deref(), NOTES_MAX, true),
+    );
+    let birth = match BirthDate::from_input(input.age, input.date_of_birth, today()) {
+        Ok(birth) => Some(birth),
+        Err((field, reason)) => {
+            v.add(field, reason);
+            None
+        }
+    };
+    v.finish()?;
+    let (Some(first_name), Some(last_name), Some(address), Some(phone), Some(notes), Some(birth)) =
+        (first_name, last_name, address, phone, notes, birth)
+    else {
+        return Err(AppError::Internal(anyhow::anyhow!(
+            "validator passed without values"
+        )));
+    };
+
+    let at = now();
+    Ok(patient::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        owner_id: Set(actor.user_id.0),
+        first_name: Set(first_name),
+        last_name: Set(last_name),
+        birth_date: Set(birth.date),
+        birth_date_estimated: Set(birth.estimated),
+        gender: Set(input.gender.as_str().to_owned()),
+        address: Set(address),
+        phone: Set(phone),
+        notes: Set(notes),
+        created_at: Set(at),
+        updated_at: Set(at),
+    }
+    .insert(db)
+    .await?)
+}
+
+/// The caller's patient, or `None` when it does not exist or belongs to someone else.
+pub async fn get(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    id: PatientId,
+) -> AppResult<Option<patient::Model>> {
+    Ok(owned(actor)
+        .filter(patient::Column::Id.eq(id.0))
+        .one(db)
+        .await?)
+}
+
+pub async fn get_many(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    ids: &[PatientId],
+) -> AppResult<Vec<patient::Model>> {
+    Ok(owned(actor)
+        .filter(patient::Column::Id.is_in(ids.iter().map(|id| id.0)))
+        .all(db)
+        .await?)
+}
+
+pub async fn require(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    id: PatientId,
+) -> AppResult<patient::Model> {
+    get(db, actor, id)
+        .await?
+        .ok_or(AppError::NotFound("Patient"))
+}
+
+pub async fn update(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    id: PatientId,
+    changes: PatientChanges,
+) -> AppResult<patient::Model> {
+    let current = require(db, actor, id).await?;
+    let mut v = Validator::new();
+    let mut model: patient::ActiveModel = current.clone().into();
+
+    match changes.first_name {
+        Patch::Keep => {}
+        Patch::Clear => v.add("firstName", "must not be null"),
+        Patch::Set(name) => {
+            if let Some(name) = v.check("firstName", PersonName::parse(&name)) {
+                model.first_name = Set(name);
+            }
+        }
+    }
+    match changes.last_name {
+        Patch::Keep => {}
+        Patch::Clear => v.add("lastName", "must not be null"),
+        Patch::Set(name) => {
+            if let Some(name) = v.check("lastName", PersonName::parse(&name)) {
+                model.last_name = Set(name);
+            }
+        }
+    }
+    match changes.gender {
+        Patch::Keep => {}
+        Patch::Clear => v.add("gender", "must not be null"),
+        Patch::Set(gender) => model.gender = Set(gender.as_str().to_owned()),
+    }
+    for (field, patch, max, multiline, target) in [
+        (
+            "address",
+            changes.address,
+            ADDRESS_MAX,
+            true,
+            &mut model.address,
+        ),
+        ("phone", changes.phone, PHONE_MAX, false, &mut model.phone),
+        ("notes", changes.notes, NOTES_MAX, true, &mut model.notes),
+    ] {
+        match patch {
+            Patch::Keep => {}
+            Patch::Clear => *target = Set(None),
+            Patch::Set(text) => {
+                if let Some(text) = v.check(field, OptionalText::parse(Some(&text), max, multiline))
+                {
+                    *target = Set(text);
+                }
+            }
+        }
+    }
+    match birth_after(&current, changes.age, changes.date_of_birth) {
+        Ok(Some(birth)) => {
+            model.birth_date = Set(birth.date);
+            model.birth_date_estimated = Set(birth.estimated);
+        }
+        Ok(None) => {}
+        Err((field, reason)) => v.add(field, reason),
+    }
+    v.finish()?;
+
+    model.updated_at = Set(now());
+    Ok(model.update(db).await?)
+}
+
+/// The birth date after applying age / dateOfBirth changes, or `None` when neither changed.
+fn birth_after(
+    current: &patient::Model,
+    age: Patch<i32>,
+    date_of_birth: Patch<NaiveDate>,
+) -> Result<Option<BirthDate>, (&'static str, String)> {
+    let stored = BirthDate {
+        date: current.birth_date,
+        estimated: current.birth_date_estimated,
+    };
+    let today = today();
+    let (age, dob) = match (age, date_of_birth) {
+        (Patch::Keep, Patch::Keep) => return Ok(None),
+        // A new age must agree with a known exact date of birth (never silently drop it); it re-anchors an
+        // estimated one.
+        (Patch::Set(age), Patch::Keep) => (Some(age), stored.date_of_birth()),
+        // Clearing the age is fine while an exact date of birth carries it.
+        (Patch::Clear, Patch::Keep) => match stored.date_of_birth() {
+            Some(_) => return Ok(None),
+            None => return Err(("age", "is required unless dateOfBirth is given".into())),
+        },
+        (Patch::Keep, Patch::Set(dob)) => (None, Some(dob)),
+        (Patch::Keep | Patch::Clear, Patch::Clear) => {
+            return Err(("age", "is required when dateOfBirth is cleared".into()));
+        }
+        (Patch::Set(age), Patch::Set(dob)) => (Some(age), Some(dob)),
+        (Patch::Clear, Patch::Set(dob)) => (None, Some(dob)),
+        (Patch::Set(age), Patch::Clear) => (Some(age), None),
+    };
+    BirthDate::from_input(age, dob, today).map(Some)
+}
+
+pub async fn delete(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    id: PatientId,
+) -> AppResult<PatientId> {
+    let result = patient::Entity::delete_many()
+        .filter(patient::Column::Id.eq(id.0))
+        .filter(patient::Column::OwnerId.eq(actor.user_id.0))
+        .exec(db)
+        .await?;
+    if result.rows_affected == 0 {
+        return Err(AppError::NotFound("Patient"));
+    }
+    Ok(id)
+}
+
+pub async fn list(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    filter: PatientFilter,
+    sort: PatientSort,
+    descending: bool,
+    page: &PageRequest,
+) -> AppResult<Page<patient::Model>> {
+    let select = filtered(owned(actor), filter)?;
+    let ordering = format!("{sort:?}:{}", if descending { "DESC" } else { "ASC" });
+    match sort {
+        PatientSort::CreatedAt => {
+            fetch_page(
+                db,
+                select,
+                patient::Column::CreatedAt,
+                patient::Column::Id,
+                descending,
+                &ordering,
+                page,
+                |p| (SortKey::Time(p.created_at), p.id),
+            )
+            .await
+        }
+        PatientSort::LastName => {
+            fetch_page(
+                db,
+                select,
+                patient::Column::LastName,
+                patient::Column::Id,
+                descending,
+                &ordering,
+                page,
+                |p| (SortKey::Text(p.last_name.clone()), p.id),
+            )
+            .await
+        }
+        // Older means an earlier birth date: ascending age is descending birth date.
+        PatientSort::Age => {
+            fetch_page(
+                db,
+                select,
+                patient::Column::BirthDate,
+                patient::Column::Id,
+                !descending,
+                &ordering,
+                page,
+                |p| (SortKey::Date(p.birth_date), p.id),
+            )
+            .await
+        }
+    }
+}
+
+fn owned(actor: &Actor) -> Select<patient::Entity> {
+    patient::Entity::find().filter(patient::Column::OwnerId.eq(actor.user_id.0))
+}
+
+fn filtered(
+    mut select: Select<patient::Entity>,
+    filter: PatientFilter,
+) -> AppResult<Select<patient::Entity>> {
+    let mut v = Validator::new();
+    for (field, age) in [("minAge", filter.min_age), ("maxAge", filter.max_age)] {
+        if let Some(age) = age
+            && !(0..=crate::domain::PATIENT_MAX_AGE).contains(&age)
+        {
+            v.add(
+                field,
+                format!("must be between 0 and {}", crate::domain::PATIENT_MAX_AGE),
+            );
+        }
+    }
+    if let (Some(min), Some(max)) = (filter.min_age, filter.max_age)
+        && min > max
+    {
+        v.add("maxAge", "must not be less than minAge");
+    }
+    if let Some(search) = &filter.search
+        && search.chars().count() > 200
+    {
+        v.add("search", "must be at most 200 characters");
+    }
+    v.finish()?;
+
+    if let Some(search) = filter.search.as_deref() {
+        // Every word must match the first or the last name, case-insensitively.
+        for term in search.split_whitespace() {
+            let pattern = like_pattern(term);
+            select = select.filter(
+                Condition::any()
+                    .add(
+                        Expr::expr(Func::lower(Expr::col(patient::Column::FirstName)))
+                            .like(LikeExpr::new(pattern.clone()).escape('\\')),
+                    )
+                    .add(
+                        Expr::expr(Func::lower(Expr::col(patient::Column::LastName)))
+                            .like(LikeExpr::new(pattern).escape('\\')),
+                    ),
+            );
+        }
+    }
+    if let Some(gender) = filter.gender {
+        select = select.filter(patient::Column::Gender.eq(gender.as_str()));
+    }
+    let today = today();
+    if let Some(min) = filter.min_age {
+        select = select.filter(patient::Column::BirthDate.lte(birth_date_for_age(min, today)));
+    }
+    if let Some(max) = filter.max_age {
+        select = select.filter(patient::Column::BirthDate.gt(birth_date_for_age(max + 1, today)));
+    }
+    Ok(select)
+}
