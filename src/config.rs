@@ -298,9 +298,10 @@ mod tests {
 
     #[test]
     fn production_refuses_a_missing_or_short_secret() {
-        let err = config(&[("MEDGRAPH_ENV", "production")]).unwrap_err();
+        let err = config(&[("MEDGRAPH_ENV", "production")]).expect_err("should be rejected");
         assert_eq!(err.var, "JWT_SECRET");
-        let err = config(&[("MEDGRAPH_ENV", "production"), ("JWT_SECRET", "short")]).unwrap_err();
+        let err = config(&[("MEDGRAPH_ENV", "production"), ("JWT_SECRET", "short")])
+            .expect_err("should be rejected");
         assert_eq!(err.var, "JWT_SECRET");
         let ok = config(&[
             ("MEDGRAPH_ENV", "production"),
@@ -321,7 +322,7 @@ mod tests {
             ("DATABASE_MAX_CONNECTIONS", "0"),
             ("PASSWORD_MIN_LENGTH", "7"),
         ] {
-            let err = config(&[(var, value)]).unwrap_err();
+            let err = config(&[(var, value)]).expect_err("should be rejected");
             assert_eq!(err.var, var, "{var}={value}");
             assert!(
                 err.to_string()

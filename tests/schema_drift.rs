@@ -13,9 +13,13 @@ const FIX: &str = "run `cargo run -- schema > schema.graphql` and commit it";
 #[test]
 fn committed_schema_matches_the_code() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql");
-    let committed = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}; {FIX}"));
+    let committed =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}; {FIX}"));
     let generated = medgraph::graphql::sdl();
-    assert!(committed == generated, "schema.graphql differs from the code's schema: {FIX}");
+    assert!(
+        committed == generated,
+        "schema.graphql differs from the code's schema: {FIX}"
+    );
 }
 
 /// Every type of a schema, flattened: "Type" → kind, "Type.field" → type, "Type.field(arg)" → type,
@@ -24,7 +28,9 @@ fn shape(sdl: &str) -> BTreeMap<String, String> {
     let doc = parse_schema(sdl).unwrap_or_else(|e| panic!("schema does not parse: {e}"));
     let mut out = BTreeMap::new();
     for def in doc.definitions {
-        let TypeSystemDefinition::Type(ty) = def else { continue };
+        let TypeSystemDefinition::Type(ty) = def else {
+            continue;
+        };
         let ty = ty.node;
         let name = ty.name.node.to_string();
         match ty.kind {
@@ -35,10 +41,16 @@ fn shape(sdl: &str) -> BTreeMap<String, String> {
                 out.insert(name.clone(), "type".into());
                 for field in object.fields {
                     let field = field.node;
-                    out.insert(format!("{name}.{}", field.name.node), field.ty.node.to_string());
+                    out.insert(
+                        format!("{name}.{}", field.name.node),
+                        field.ty.node.to_string(),
+                    );
                     for arg in field.arguments {
                         let arg = arg.node;
-                        out.insert(format!("{name}.{}({})", field.name.node, arg.name.node), arg.ty.node.to_string());
+                        out.insert(
+                            format!("{name}.{}({})", field.name.node, arg.name.node),
+                            arg.ty.node.to_string(),
+                        );
                     }
                 }
             }
@@ -46,7 +58,10 @@ fn shape(sdl: &str) -> BTreeMap<String, String> {
                 out.insert(name.clone(), "input".into());
                 for field in input.fields {
                     let field = field.node;
-                    out.insert(format!("{name}.{}", field.name.node), field.ty.node.to_string());
+                    out.insert(
+                        format!("{name}.{}", field.name.node),
+                        field.ty.node.to_string(),
+                    );
                 }
             }
             TypeKind::Enum(e) => {
@@ -72,9 +87,9 @@ fn contract_breaks(contract: &str, ours: &str) -> Vec<String> {
     for (key, expected) in shape(contract) {
         match ours.get(&key) {
             None => problems.push(format!("missing: {key}")),
-            Some(actual) if *actual != expected => {
-                problems.push(format!("changed: {key}: contract says {expected}, schema has {actual}"))
-            }
+            Some(actual) if *actual != expected => problems.push(format!(
+                "changed: {key}: contract says {expected}, schema has {actual}"
+            )),
             Some(_) => {}
         }
     }
@@ -83,23 +98,44 @@ fn contract_breaks(contract: &str, ours: &str) -> Vec<String> {
 
 #[test]
 fn schema_keeps_every_name_and_nullability_of_the_contract() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/api/contract.graphql");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/api/contract.graphql"
+    );
     let Ok(contract) = std::fs::read_to_string(path) else {
-        eprintln!("skipping: {path} is not present (it sits beside the repo in CI and dev sessions)");
+        eprintln!(
+            "skipping: {path} is not present (it sits beside the repo in CI and dev sessions)"
+        );
         return;
     };
     let problems = contract_breaks(&contract, &medgraph::graphql::sdl());
-    assert!(problems.is_empty(), "the schema breaks the public contract:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "the schema breaks the public contract:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
 fn the_contract_check_catches_renames_and_nullability_changes() {
-    let contract = "type Query { me: User! }\ntype User { id: ID! name: String }\nenum Role { USER ADMIN }";
+    let contract =
+        "type Query { me: User! }\ntype User { id: ID! name: String }\nenum Role { USER ADMIN }";
     assert!(contract_breaks(contract, contract).is_empty());
     let renamed = "type Query { me: User! }\ntype User { id: ID! fullName: String }\nenum Role { USER ADMIN }";
-    assert_eq!(contract_breaks(contract, renamed), vec!["missing: User.name"]);
-    let nullability = "type Query { me: User }\ntype User { id: ID! name: String }\nenum Role { USER ADMIN }";
-    assert_eq!(contract_breaks(contract, nullability), vec!["changed: Query.me: contract says User!, schema has User"]);
-    let enum_value = "type Query { me: User! }\ntype User { id: ID! name: String }\nenum Role { USER }";
-    assert_eq!(contract_breaks(contract, enum_value), vec!["missing: Role::ADMIN"]);
+    assert_eq!(
+        contract_breaks(contract, renamed),
+        vec!["missing: User.name"]
+    );
+    let nullability =
+        "type Query { me: User }\ntype User { id: ID! name: String }\nenum Role { USER ADMIN }";
+    assert_eq!(
+        contract_breaks(contract, nullability),
+        vec!["changed: Query.me: contract says User!, schema has User"]
+    );
+    let enum_value =
+        "type Query { me: User! }\ntype User { id: ID! name: String }\nenum Role { USER }";
+    assert_eq!(
+        contract_breaks(contract, enum_value),
+        vec!["missing: Role::ADMIN"]
+    );
 }

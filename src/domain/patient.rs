@@ -140,32 +140,38 @@ mod tests {
     fn input_rules_name_the_bad_field() {
         let today = d(2026, 11, 22);
         assert_eq!(
-            BirthDate::from_input(None, None, today).unwrap_err().0,
+            BirthDate::from_input(None, None, today)
+                .expect_err("should be rejected")
+                .0,
             "age"
         );
         assert_eq!(
-            BirthDate::from_input(Some(151), None, today).unwrap_err().0,
+            BirthDate::from_input(Some(151), None, today)
+                .expect_err("should be rejected")
+                .0,
             "age"
         );
         assert_eq!(
-            BirthDate::from_input(Some(-1), None, today).unwrap_err().0,
+            BirthDate::from_input(Some(-1), None, today)
+                .expect_err("should be rejected")
+                .0,
             "age"
         );
         assert_eq!(
             BirthDate::from_input(None, Some(d(2027, 1, 1)), today)
-                .unwrap_err()
+                .expect_err("should be rejected")
                 .0,
             "dateOfBirth"
         );
         assert_eq!(
             BirthDate::from_input(None, Some(d(1800, 1, 1)), today)
-                .unwrap_err()
+                .expect_err("should be rejected")
                 .0,
             "dateOfBirth"
         );
         assert_eq!(
             BirthDate::from_input(Some(10), Some(d(1991, 4, 30)), today)
-                .unwrap_err()
+                .expect_err("should be rejected")
                 .0,
             "age"
         );

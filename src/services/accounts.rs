@@ -39,8 +39,14 @@ pub async fn register(
     input: Registration,
     role: Role,
 ) -> AppResult<Session> {
-    let user = create_user(db, auth, input, role).await?;
-    start_session(db, auth, user).await
+    // Hash before the transaction, so no connection is held during the slow part; the account and its
+    // first session then commit together, or neither does.
+    let model = new_user(auth, input, role).await?;
+    let txn = db.begin().await?;
+    let user = insert_user(&txn, model).await?;
+    let session = start_session(&txn, auth, user).await?;
+    txn.commit().await?;
+    Ok(session)
 }
 
 /// Creates an account (also used by `medgraph user create`).
@@ -50,6 +56,12 @@ pub async fn create_user(
     input: Registration,
     role: Role,
 ) -> AppResult<user::Model> {
+    let model = new_user(auth, input, role).await?;
+    insert_user(db, model).await
+}
+
+/// Validates a registration and hashes its password: the account, ready to insert.
+async fn new_user(auth: &Auth, input: Registration, role: Role) -> AppResult<user::ActiveModel> {
     let mut v = Validator::new();
     let name = v.check("name", PersonName::parse(&input.name));
     let email = v.check("email", Email::parse(&input.email));
@@ -67,7 +79,7 @@ pub async fn create_user(
 
     let password_hash = auth.hasher.hash(&input.password).await?;
     let at = now();
-    user::ActiveModel {
+    Ok(user::ActiveModel {
         id: Set(Uuid::now_v7()),
         name: Set(name),
         email: Set(email.into_inner()),
@@ -75,10 +87,17 @@ pub async fn create_user(
         role: Set(role.as_str().to_owned()),
         created_at: Set(at),
         updated_at: Set(at),
-    }
-    .insert(db)
-    .await
-    .map_err(|e| AppError::from_db(e, "Email is already registered"))
+    })
+}
+
+async fn insert_user(
+    db: &impl ConnectionTrait,
+    model: user::ActiveModel,
+) -> AppResult<user::Model> {
+    model
+        .insert(db)
+        .await
+        .map_err(|e| AppError::from_db(e, "Email is already registered"))
 }
 
 pub async fn login(
@@ -260,7 +279,7 @@ pub fn role_of(user: &user::Model) -> Role {
 }
 
 async fn start_session(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     auth: &Auth,
     user: user::Model,
 ) -> AppResult<Session> {

@@ -15,7 +15,7 @@ use crate::{
     error::{AppError, AppResult},
     services::{
         doctors, now,
-        pagination::{Page, PageRequest, SortKey, fetch_page},
+        pagination::{Keyset, Page, PageRequest, SortKey, fetch_page},
         patients,
     },
 };
@@ -89,10 +89,12 @@ pub async fn list(
     fetch_page(
         db,
         select,
-        patient_doctor::Column::AssignedAt,
-        patient_doctor::Column::Id,
-        false,
-        "ASSIGNED_AT:ASC",
+        Keyset {
+            sort: patient_doctor::Column::AssignedAt,
+            id: patient_doctor::Column::Id,
+            descending: false,
+            name: "ASSIGNED_AT:ASC",
+        },
         page,
         |m| (SortKey::Time(m.assigned_at), m.id),
     )

@@ -15,7 +15,7 @@ use crate::{
     error::{AppError, AppResult, Validator},
     services::{
         like_pattern, now,
-        pagination::{Page, PageRequest, SortKey, fetch_page},
+        pagination::{Keyset, Page, PageRequest, SortKey, fetch_page},
         patients::{PHONE_MAX, Patch},
     },
 };
@@ -213,10 +213,12 @@ pub async fn list(
             fetch_page(
                 db,
                 select,
-                doctor::Column::CreatedAt,
-                id,
-                desc,
-                &ordering,
+                Keyset {
+                    sort: doctor::Column::CreatedAt,
+                    id,
+                    descending: desc,
+                    name: &ordering,
+                },
                 page,
                 |d| (SortKey::Time(d.created_at), d.id),
             )
@@ -226,10 +228,12 @@ pub async fn list(
             fetch_page(
                 db,
                 select,
-                doctor::Column::LastName,
-                id,
-                desc,
-                &ordering,
+                Keyset {
+                    sort: doctor::Column::LastName,
+                    id,
+                    descending: desc,
+                    name: &ordering,
+                },
                 page,
                 |d| (SortKey::Text(d.last_name.clone()), d.id),
             )
@@ -239,10 +243,12 @@ pub async fn list(
             fetch_page(
                 db,
                 select,
-                doctor::Column::Specialization,
-                id,
-                desc,
-                &ordering,
+                Keyset {
+                    sort: doctor::Column::Specialization,
+                    id,
+                    descending: desc,
+                    name: &ordering,
+                },
                 page,
                 |d| (SortKey::Text(d.specialization.clone()), d.id),
             )

@@ -99,15 +99,21 @@ pub struct Page<T> {
     pub total_count: u64,
 }
 
-/// Runs `select` (already filtered) as a keyset page ordered by `sort` then `id`.
-/// `key_of` extracts a row's sort key for its cursor. Two statements: the page and the count.
+/// How a list is ordered: by `sort`, ties broken by `id`, both in the same direction. `name` (e.g.
+/// "LastName:ASC") is written into cursors so a cursor only continues the list it came from.
+pub struct Keyset<'a, C, I> {
+    pub sort: C,
+    pub id: I,
+    pub descending: bool,
+    pub name: &'a str,
+}
+
+/// Runs `select` (already filtered) as a keyset page. `key_of` extracts a row's sort key for its
+/// cursor. Two statements: the count and the page.
 pub async fn fetch_page<E, C>(
     db: &impl ConnectionTrait,
     select: Select<E>,
-    sort: C,
-    id: E::Column,
-    descending: bool,
-    ordering: &str,
+    keyset: Keyset<'_, C, E::Column>,
     page: &PageRequest,
     key_of: impl Fn(&E::Model) -> (SortKey, Uuid),
 ) -> AppResult<Page<E::Model>>
@@ -116,6 +122,12 @@ where
     E::Model: Sync,
     C: ColumnTrait,
 {
+    let Keyset {
+        sort,
+        id,
+        descending,
+        name: ordering,
+    } = keyset;
     let total_count = select.clone().count(db).await?;
 
     let mut query = select;

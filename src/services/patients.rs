@@ -16,7 +16,7 @@ use crate::{
     error::{AppError, AppResult, Validator},
     services::{
         like_pattern, now,
-        pagination::{Page, PageRequest, SortKey, fetch_page},
+        pagination::{Keyset, Page, PageRequest, SortKey, fetch_page},
     },
 };
 
@@ -295,10 +295,12 @@ pub async fn list(
             fetch_page(
                 db,
                 select,
-                patient::Column::CreatedAt,
-                patient::Column::Id,
-                descending,
-                &ordering,
+                Keyset {
+                    sort: patient::Column::CreatedAt,
+                    id: patient::Column::Id,
+                    descending,
+                    name: &ordering,
+                },
                 page,
                 |p| (SortKey::Time(p.created_at), p.id),
             )
@@ -308,10 +310,12 @@ pub async fn list(
             fetch_page(
                 db,
                 select,
-                patient::Column::LastName,
-                patient::Column::Id,
-                descending,
-                &ordering,
+                Keyset {
+                    sort: patient::Column::LastName,
+                    id: patient::Column::Id,
+                    descending,
+                    name: &ordering,
+                },
                 page,
                 |p| (SortKey::Text(p.last_name.clone()), p.id),
             )
@@ -322,10 +326,12 @@ pub async fn list(
             fetch_page(
                 db,
                 select,
-                patient::Column::BirthDate,
-                patient::Column::Id,
-                !descending,
-                &ordering,
+                Keyset {
+                    sort: patient::Column::BirthDate,
+                    id: patient::Column::Id,
+                    descending: !descending,
+                    name: &ordering,
+                },
                 page,
                 |p| (SortKey::Date(p.birth_date), p.id),
             )
