@@ -1,6 +1,7 @@
 //! Application wiring: the shared state (database pool, auth), the HTTP router, and serving on a listener.
 
 use std::{
+    net::SocketAddr,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -12,44 +13,56 @@ use anyhow::Context;
 use axum::{
     Router,
     extract::{DefaultBodyLimit, State},
-    http::{HeaderName, StatusCode},
+    http::{HeaderName, HeaderValue, Method, StatusCode, header},
     routing::get,
 };
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
 use tower_http::{
+    cors::{AllowOrigin, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    set_header::SetResponseHeaderLayer,
+    timeout::TimeoutLayer,
     trace::TraceLayer,
 };
 
 use crate::{
-    auth::Auth,
+    auth::{Auth, limiter::AuthRateLimiter},
     config::Config,
     graphql::{self, AppSchema},
+    services::audit::AuditSink,
 };
-
-/// Largest request body accepted.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 #[derive(Clone)]
 pub struct AppState {
     pub db: DatabaseConnection,
     pub auth: Auth,
+    pub config: Arc<Config>,
+    pub audit: AuditSink,
+    pub auth_limiter: Arc<AuthRateLimiter>,
     statements: Arc<AtomicU64>,
 }
 
 impl AppState {
-    /// Connects to the configured database and runs all pending migrations.
+    /// Connects to the configured database, runs all pending migrations, and starts the audit writer.
     pub async fn connect(config: &Config) -> anyhow::Result<AppState> {
         let (db, statements) = connect_database(config).await?;
         Migrator::up(&db, None)
             .await
             .context("running migrations")?;
         Ok(AppState {
-            db,
+            audit: AuditSink::start(db.clone()),
             auth: Auth::new(config),
+            auth_limiter: Arc::new(AuthRateLimiter::new(&config.abuse)),
+            config: Arc::new(config.clone()),
+            db,
             statements,
         })
+    }
+
+    /// Finishes what a graceful shutdown must not lose: buffered audit events.
+    pub async fn shutdown(&self) {
+        self.audit.flush().await;
     }
 
     /// SQL statements executed through this state's pool so far (for tests and diagnostics).
@@ -79,6 +92,8 @@ pub async fn connect_database(
     } else {
         options.max_connections(config.db_max_connections);
     }
+    // PostgreSQL cancels any statement that runs longer (SQLite has no such setting).
+    options.statement_timeout(config.limits.statement_timeout);
     let mut db = Database::connect(options)
         .await
         .with_context(|| format!("connecting to the database ({})", redact_url(url)))?;
@@ -90,8 +105,15 @@ pub async fn connect_database(
     }
     let statements = Arc::new(AtomicU64::new(0));
     let counter = statements.clone();
-    db.set_metric_callback(move |_| {
-        counter.fetch_add(1, Ordering::Relaxed);
+    // Counts the statements requests run; the audit writer's batched inserts are its own business.
+    db.set_metric_callback(move |info| {
+        if !info
+            .statement
+            .sql
+            .starts_with(r#"INSERT INTO "audit_events""#)
+        {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
     });
     Ok((db, statements))
 }
@@ -116,25 +138,89 @@ pub struct HttpState {
 }
 
 pub fn router(state: AppState) -> Router {
+    let config = state.config.clone();
     let schema = graphql::build_schema(state.clone());
     let request_id = HeaderName::from_static("x-request-id");
-    Router::new()
-        .route("/graphql", get(graphql::handler::get).post(graphql::handler::post))
+    let mut router = Router::new()
+        .route(
+            "/graphql",
+            get(graphql::handler::get).post(graphql::handler::post),
+        )
         .route("/graphiql/{file}", get(crate::graphiql::asset))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .with_state(HttpState { schema, state })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(config.limits.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            config.limits.request_timeout,
+        ));
+    for (name, value) in security_headers(config.is_production()) {
+        router = router.layer(SetResponseHeaderLayer::if_not_present(name, value));
+    }
+    if !config.cors_allowed_origins.is_empty() {
+        let origins: Vec<HeaderValue> = config
+            .cors_allowed_origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        router = router.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([Method::GET, Method::POST])
+                .allow_headers([
+                    header::CONTENT_TYPE,
+                    header::AUTHORIZATION,
+                    header::ACCEPT,
+                    request_id.clone(),
+                ])
+                .expose_headers([request_id.clone()])
+                .max_age(Duration::from_secs(600)),
+        );
+    }
+    router
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-            let request_id = req
-                .headers()
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-");
+            let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
             tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id)
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// Headers every response carries unless the handler set its own (GraphiQL sets a looser CSP).
+fn security_headers(production: bool) -> Vec<(HeaderName, HeaderValue)> {
+    let mut headers = vec![
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        ),
+        // Responses carry patient data: no shared or browser caches.
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        (
+            HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin"),
+        ),
+        (
+            HeaderName::from_static("cross-origin-resource-policy"),
+            HeaderValue::from_static("same-origin"),
+        ),
+    ];
+    if production {
+        headers.push((
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        ));
+    }
+    headers
 }
 
 async fn readyz(State(http): State<HttpState>) -> (StatusCode, &'static str) {
@@ -144,11 +230,15 @@ async fn readyz(State(http): State<HttpState>) -> (StatusCode, &'static str) {
     }
 }
 
-/// Serves `router` on an already-bound listener until ctrl-c / SIGTERM.
+/// Serves `router` on an already-bound listener until ctrl-c / SIGTERM, letting in-flight requests
+/// finish. Handlers get the peer address (the client IP for rate limits and the audit trail).
 pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
 }
 
 async fn shutdown_signal() {

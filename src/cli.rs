@@ -111,6 +111,11 @@ pub enum UserAction {
         #[arg(long)]
         email: String,
     },
+    /// Unlock an account locked after too many failed logins, and reset its failure count.
+    Unlock {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
@@ -155,7 +160,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(database = %app::redact_url(&config.database_url), "medgraph listening on http://{addr}");
     println!("medgraph is running: GraphiQL at http://{addr}/graphql");
-    app::serve(listener, app::router(state)).await?;
+    app::serve(listener, app::router(state.clone())).await?;
+    state.shutdown().await;
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -209,6 +216,12 @@ async fn user(config: &Config, action: UserAction) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| e.into_anyhow())?;
             println!("{email} is now ADMIN (effective with their next access token)");
+        }
+        UserAction::Unlock { email } => {
+            accounts::unlock(&state.db, &email)
+                .await
+                .map_err(|e| e.into_anyhow())?;
+            println!("{email} is unlocked");
         }
         UserAction::Demote { email } => {
             accounts::set_role(&state.db, &email, Role::User)

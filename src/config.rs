@@ -14,6 +14,24 @@ pub const ENV_VARS: &[&str] = &[
     "RUST_LOG",
     "DATABASE_MAX_CONNECTIONS",
     "PASSWORD_MIN_LENGTH",
+    "GRAPHQL_INTROSPECTION",
+    "GRAPHQL_MAX_DEPTH",
+    "GRAPHQL_MAX_COMPLEXITY",
+    "GRAPHQL_MAX_ALIASES",
+    "GRAPHQL_MAX_DIRECTIVES",
+    "GRAPHQL_MAX_TOKENS",
+    "GRAPHQL_MAX_RECURSION",
+    "GRAPHQL_MAX_BATCH",
+    "MAX_BODY_BYTES",
+    "REQUEST_TIMEOUT",
+    "DB_STATEMENT_TIMEOUT",
+    "AUTH_RATE_LIMIT_PER_MINUTE",
+    "AUTH_RATE_LIMIT_BURST",
+    "LOGIN_BACKOFF_AFTER",
+    "LOGIN_LOCKOUT_AFTER",
+    "PASSWORD_HASH_WAIT",
+    "TRUSTED_PROXIES",
+    "CORS_ALLOWED_ORIGINS",
 ];
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://medgraph.db?mode=rwc";
@@ -67,6 +85,65 @@ impl fmt::Debug for JwtSecret {
     }
 }
 
+/// Limits on what one request may ask for, checked before anything executes.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub max_aliases: usize,
+    pub max_directives: usize,
+    pub max_tokens: usize,
+    pub max_recursion: usize,
+    pub max_batch: usize,
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    pub statement_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_depth: 10,
+            max_complexity: 5_000,
+            max_aliases: 15,
+            max_directives: 50,
+            max_tokens: 1_000,
+            max_recursion: 32,
+            max_batch: 10,
+            max_body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(10),
+            statement_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Brute-force protection of the authentication operations.
+#[derive(Clone, Debug)]
+pub struct AbuseLimits {
+    /// `login`, `register` and `refreshToken` operations per client IP per minute.
+    pub auth_per_minute: u32,
+    /// How many of those operations a client IP may make at once before the per-minute rate applies.
+    pub auth_burst: u32,
+    /// Consecutive failed logins of one account after which each further attempt waits (1 s, 2 s, 4 s …).
+    pub backoff_after: u32,
+    /// Consecutive failed logins after which the account locks until an admin unlocks it.
+    pub lockout_after: u32,
+    /// How long a request may wait for a free password hasher before it gets RATE_LIMITED.
+    pub hash_wait: Duration,
+}
+
+impl Default for AbuseLimits {
+    fn default() -> Self {
+        AbuseLimits {
+            auth_per_minute: 5,
+            auth_burst: 5,
+            backoff_after: 5,
+            lockout_after: 100,
+            hash_wait: Duration::from_secs(2),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub database_url: String,
@@ -78,6 +155,14 @@ pub struct Config {
     pub log_format: LogFormat,
     pub db_max_connections: u32,
     pub password_min_length: usize,
+    /// Introspection and "did you mean" suggestions (on in development, off in production by default).
+    pub introspection: bool,
+    pub limits: Limits,
+    pub abuse: AbuseLimits,
+    /// Peers whose `X-Forwarded-For` is believed (reverse proxies / load balancers).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Origins allowed to call the API from a browser (CORS); none by default.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 /// One line naming the variable and what is wrong with it.
@@ -214,7 +299,114 @@ impl Config {
                 })?,
         };
 
+        let introspection = match get("GRAPHQL_INTROSPECTION").as_deref() {
+            None => environment == Environment::Development,
+            Some("true") | Some("1") | Some("on") => true,
+            Some("false") | Some("0") | Some("off") => false,
+            Some(other) => {
+                return Err(invalid(
+                    "GRAPHQL_INTROSPECTION",
+                    format!("expected true or false, got {other:?}"),
+                ));
+            }
+        };
+
+        let d = Limits::default();
+        let limits = Limits {
+            max_depth: number(&get, "GRAPHQL_MAX_DEPTH", d.max_depth, 1, 100)?,
+            max_complexity: number(
+                &get,
+                "GRAPHQL_MAX_COMPLEXITY",
+                d.max_complexity,
+                1,
+                1_000_000,
+            )?,
+            max_aliases: number(&get, "GRAPHQL_MAX_ALIASES", d.max_aliases, 0, 10_000)?,
+            max_directives: number(&get, "GRAPHQL_MAX_DIRECTIVES", d.max_directives, 0, 10_000)?,
+            max_tokens: number(&get, "GRAPHQL_MAX_TOKENS", d.max_tokens, 10, 1_000_000)?,
+            max_recursion: number(&get, "GRAPHQL_MAX_RECURSION", d.max_recursion, 1, 1_000)?,
+            max_batch: number(&get, "GRAPHQL_MAX_BATCH", d.max_batch, 1, 1_000)?,
+            max_body_bytes: number(
+                &get,
+                "MAX_BODY_BYTES",
+                d.max_body_bytes,
+                1_024,
+                100 * 1024 * 1024,
+            )?,
+            request_timeout: duration(&get, "REQUEST_TIMEOUT", d.request_timeout)?,
+            statement_timeout: duration(&get, "DB_STATEMENT_TIMEOUT", d.statement_timeout)?,
+        };
+        if limits.statement_timeout > limits.request_timeout {
+            return Err(invalid(
+                "DB_STATEMENT_TIMEOUT",
+                "must not be longer than REQUEST_TIMEOUT",
+            ));
+        }
+
+        let a = AbuseLimits::default();
+        let abuse = AbuseLimits {
+            auth_per_minute: number(
+                &get,
+                "AUTH_RATE_LIMIT_PER_MINUTE",
+                a.auth_per_minute,
+                1,
+                1_000_000,
+            )?,
+            auth_burst: number(&get, "AUTH_RATE_LIMIT_BURST", a.auth_burst, 1, 1_000_000)?,
+            backoff_after: number(&get, "LOGIN_BACKOFF_AFTER", a.backoff_after, 1, 1_000)?,
+            lockout_after: number(&get, "LOGIN_LOCKOUT_AFTER", a.lockout_after, 1, 100)?,
+            hash_wait: duration_allowing_zero(&get, "PASSWORD_HASH_WAIT", a.hash_wait)?,
+        };
+        if abuse.lockout_after < abuse.backoff_after {
+            return Err(invalid(
+                "LOGIN_LOCKOUT_AFTER",
+                "must not be less than LOGIN_BACKOFF_AFTER",
+            ));
+        }
+
+        let trusted_proxies = match get("TRUSTED_PROXIES") {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse::<ipnet::IpNet>()
+                        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                        .map_err(|_| {
+                            invalid(
+                                "TRUSTED_PROXIES",
+                                format!("{s:?} is not an IP address or CIDR range"),
+                            )
+                        })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let cors_allowed_origins = match get("CORS_ALLOWED_ORIGINS") {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(|s| s.trim().trim_end_matches('/').to_owned())
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    if (s.starts_with("http://") || s.starts_with("https://")) && !s.contains('*') {
+                        Ok(s)
+                    } else {
+                        Err(invalid(
+                            "CORS_ALLOWED_ORIGINS",
+                            format!("{s:?} is not an origin like https://app.example.com"),
+                        ))
+                    }
+                })
+                .collect::<Result<_, _>>()?,
+        };
+
         Ok(Config {
+            introspection,
+            limits,
+            abuse,
+            trusted_proxies,
+            cors_allowed_origins,
             database_url,
             bind_addr,
             jwt_secret,
@@ -239,11 +431,55 @@ impl Config {
             log_format: LogFormat::Pretty,
             db_max_connections: 5,
             password_min_length: DEFAULT_PASSWORD_MIN_LENGTH,
+            introspection: true,
+            limits: Limits::default(),
+            // Tests make many accounts from one address; the abuse tests set these low again.
+            abuse: AbuseLimits {
+                auth_per_minute: 100_000,
+                auth_burst: 100_000,
+                ..AbuseLimits::default()
+            },
+            trusted_proxies: Vec::new(),
+            cors_allowed_origins: Vec::new(),
         }
     }
 
     pub fn is_production(&self) -> bool {
         self.environment == Environment::Production
+    }
+}
+
+fn number<T>(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: T,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+{
+    let Some(raw) = get(var) else {
+        return Ok(default);
+    };
+    raw.parse::<T>()
+        .ok()
+        .filter(|n| *n >= min && *n <= max)
+        .ok_or_else(|| invalid(var, format!("expected a whole number from {min} to {max}")))
+}
+
+fn duration_allowing_zero(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let Some(raw) = get(var) else {
+        return Ok(default);
+    };
+    match raw.parse::<u64>() {
+        Ok(secs) => Ok(Duration::from_secs(secs)),
+        Err(_) => humantime::parse_duration(&raw)
+            .map_err(|e| invalid(var, format!("expected a duration like 2s or 500ms ({e})"))),
     }
 }
 
@@ -321,6 +557,12 @@ mod tests {
             ("DATABASE_URL", "mysql://x"),
             ("DATABASE_MAX_CONNECTIONS", "0"),
             ("PASSWORD_MIN_LENGTH", "7"),
+            ("GRAPHQL_MAX_DEPTH", "0"),
+            ("GRAPHQL_INTROSPECTION", "maybe"),
+            ("TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("CORS_ALLOWED_ORIGINS", "*"),
+            ("LOGIN_LOCKOUT_AFTER", "101"),
+            ("DB_STATEMENT_TIMEOUT", "1h"),
         ] {
             let err = config(&[(var, value)]).expect_err("should be rejected");
             assert_eq!(err.var, var, "{var}={value}");
@@ -329,6 +571,43 @@ mod tests {
                     .starts_with(&format!("invalid configuration: {var}: "))
             );
         }
+    }
+
+    #[test]
+    fn introspection_is_on_in_development_and_off_in_production_by_default() {
+        assert!(config(&[]).expect("valid").introspection);
+        let prod = config(&[
+            ("MEDGRAPH_ENV", "production"),
+            ("JWT_SECRET", &"x".repeat(32)),
+        ])
+        .expect("valid");
+        assert!(!prod.introspection);
+        let on = config(&[
+            ("MEDGRAPH_ENV", "production"),
+            ("JWT_SECRET", &"x".repeat(32)),
+            ("GRAPHQL_INTROSPECTION", "true"),
+        ]);
+        assert!(on.expect("valid").introspection);
+    }
+
+    #[test]
+    fn proxies_and_origins_parse_from_lists() {
+        let c = config(&[
+            ("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1"),
+            (
+                "CORS_ALLOWED_ORIGINS",
+                "https://app.example.com/, http://localhost:5173",
+            ),
+        ])
+        .expect("valid");
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert!(
+            c.trusted_proxies[1].contains(&"127.0.0.1".parse::<std::net::IpAddr>().expect("ip"))
+        );
+        assert_eq!(
+            c.cors_allowed_origins,
+            vec!["https://app.example.com", "http://localhost:5173"]
+        );
     }
 
     #[test]

@@ -19,6 +19,11 @@ pub enum AppError {
     NotFound(&'static str),
     Validation(FieldErrors),
     Conflict(&'static str),
+    /// Too many attempts; `retry_after` in whole seconds when waiting will help.
+    RateLimited {
+        message: &'static str,
+        retry_after: Option<u64>,
+    },
     Internal(anyhow::Error),
 }
 
@@ -50,6 +55,7 @@ impl AppError {
             AppError::InvalidCredentials => "Invalid email or password".into(),
             AppError::InvalidRefreshToken => "Invalid or expired refresh token".into(),
             AppError::Forbidden(msg) | AppError::Conflict(msg) => (*msg).into(),
+            AppError::RateLimited { message, .. } => (*message).into(),
             AppError::NotFound(what) => format!("{what} not found"),
             AppError::Validation(fields) => match fields.iter().next() {
                 Some((field, reason)) if fields.len() == 1 => {

@@ -37,6 +37,19 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ),
 ];
 
+/// The GraphiQL page. Its inline start-up script and styles need a looser policy than the API's.
+pub fn page() -> Response {
+    (
+        [(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; \
+             img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
+        )],
+        axum::response::Html(INDEX_HTML),
+    )
+        .into_response()
+}
+
 pub async fn asset(Path(name): Path<String>) -> Response {
     match ASSETS.iter().find(|(file, _, _)| *file == name) {
         Some((_, content_type, bytes)) => (

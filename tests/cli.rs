@@ -157,6 +157,8 @@ fn serve_with_no_configuration_uses_an_sqlite_file_and_stops_on_sigterm() {
 
 #[test]
 fn migrate_applies_reports_and_reverts_migrations() {
+    use migration::MigratorTrait;
+    let total = migration::Migrator::migrations().len();
     let dir = workdir();
     let url = format!("sqlite://{}?mode=rwc", dir.join("m.db").display());
     let status = |dir: &PathBuf| {
@@ -175,14 +177,17 @@ fn migrate_applies_reports_and_reverts_migrations() {
     let applied = status(&dir);
     assert_eq!(
         applied.lines().filter(|l| l.starts_with("Applied")).count(),
-        5,
+        total,
         "{applied}"
     );
 
     assert!(
-        run(medgraph(&dir)
-            .env("DATABASE_URL", &url)
-            .args(["migrate", "down", "--steps", "5"]))
+        run(medgraph(&dir).env("DATABASE_URL", &url).args([
+            "migrate",
+            "down",
+            "--steps",
+            &total.to_string()
+        ]))
         .status
         .success()
     );
@@ -192,7 +197,7 @@ fn migrate_applies_reports_and_reverts_migrations() {
             .lines()
             .filter(|l| l.starts_with("Pending"))
             .count(),
-        5,
+        total,
         "{reverted}"
     );
 
@@ -208,7 +213,7 @@ fn migrate_applies_reports_and_reverts_migrations() {
             .lines()
             .filter(|l| l.starts_with("Applied"))
             .count(),
-        5
+        total
     );
 }
 
@@ -269,6 +274,7 @@ fn user_create_and_promote_make_an_admin_who_can_log_in() {
         let session = medgraph::services::accounts::login(
             &state.db,
             &state.auth,
+            &Default::default(),
             "root@example.com",
             password,
         )
@@ -334,6 +340,7 @@ fn seed_fills_the_database_once_per_run_id() {
         let seeded = medgraph::services::accounts::login(
             &state.db,
             &state.auth,
+            &Default::default(),
             &medgraph::services::seed::user_email("t1", 0),
             medgraph::services::seed::DEFAULT_PASSWORD,
         )

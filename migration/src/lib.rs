@@ -8,6 +8,9 @@ mod m20261122_000002_create_patients;
 mod m20261122_000003_create_doctors;
 mod m20261122_000004_create_patient_doctors;
 mod m20261122_000005_create_refresh_tokens;
+mod m20261122_000006_create_audit_events;
+mod m20261122_000007_add_login_throttling_to_users;
+mod m20261122_000008_add_version_to_patients;
 
 pub struct Migrator;
 
@@ -20,6 +23,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_create_doctors::Migration),
             Box::new(m20261122_000004_create_patient_doctors::Migration),
             Box::new(m20261122_000005_create_refresh_tokens::Migration),
+            Box::new(m20261122_000006_create_audit_events::Migration),
+            Box::new(m20261122_000007_add_login_throttling_to_users::Migration),
+            Box::new(m20261122_000008_add_version_to_patients::Migration),
         ]
     }
 }
@@ -33,6 +39,9 @@ pub(crate) enum Users {
     Email,
     PasswordHash,
     Role,
+    FailedLogins,
+    LastFailedLoginAt,
+    LockedAt,
     CreatedAt,
     UpdatedAt,
 }
@@ -50,6 +59,7 @@ pub(crate) enum Patients {
     Address,
     Phone,
     Notes,
+    Version,
     CreatedAt,
     UpdatedAt,
 }
@@ -89,4 +99,18 @@ pub(crate) enum RefreshTokens {
     RevokedAt,
     ReplacedBy,
     CreatedAt,
+}
+
+#[derive(DeriveIden)]
+pub(crate) enum AuditEvents {
+    Table,
+    Id,
+    OccurredAt,
+    UserId,
+    Action,
+    EntityType,
+    EntityId,
+    Outcome,
+    ClientIp,
+    RequestId,
 }

@@ -1,6 +1,7 @@
 //! Authentication: password hashing and policy, access and refresh tokens, and the `Actor` (who is calling).
 
 pub mod actor;
+pub mod limiter;
 pub mod password;
 pub mod tokens;
 
@@ -16,14 +17,16 @@ pub struct Auth {
     pub hasher: PasswordHasher,
     pub policy: PasswordPolicy,
     pub tokens: TokenService,
+    pub abuse: crate::config::AbuseLimits,
 }
 
 impl Auth {
     pub fn new(config: &Config) -> Self {
         Self {
-            hasher: PasswordHasher::new(),
+            hasher: PasswordHasher::new(config.abuse.hash_wait),
             policy: PasswordPolicy::new(config.password_min_length),
             tokens: TokenService::new(config),
+            abuse: config.abuse.clone(),
         }
     }
 }

@@ -3,13 +3,17 @@
 use std::{
     collections::HashSet,
     sync::{Arc, LazyLock},
+    time::Duration,
 };
 
 use anyhow::Context;
 use argon2::{Argon2, PasswordHasher as _, PasswordVerifier as _};
 use tokio::sync::Semaphore;
 
-use crate::config::PASSWORD_MIN_LENGTH_FLOOR;
+use crate::{
+    config::PASSWORD_MIN_LENGTH_FLOOR,
+    error::{AppError, AppResult},
+};
 
 /// Longest accepted password (NIST asks for at least 64; we accept well beyond the 128 a passphrase needs).
 pub const PASSWORD_MAX_LENGTH: usize = 256;
@@ -60,29 +64,26 @@ impl PasswordPolicy {
 
 /// Hashes and verifies with argon2id at OWASP's parameters (the crate defaults: m=19456 KiB, t=2, p=1),
 /// on the blocking pool and with at most one hash per core at a time, so a login storm leaves the async
-/// workers free for ordinary reads.
+/// workers free for ordinary reads. A request that cannot get a hasher within `wait` is refused with
+/// RATE_LIMITED instead of queueing without bound.
 #[derive(Clone)]
 pub struct PasswordHasher {
     permits: Arc<Semaphore>,
+    wait: Duration,
     dummy_hash: Arc<tokio::sync::OnceCell<String>>,
 }
 
-impl Default for PasswordHasher {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl PasswordHasher {
-    pub fn new() -> Self {
+    pub fn new(wait: Duration) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             permits: Arc::new(Semaphore::new(cores)),
+            wait,
             dummy_hash: Arc::default(),
         }
     }
 
-    pub async fn hash(&self, password: &str) -> anyhow::Result<String> {
+    pub async fn hash(&self, password: &str) -> AppResult<String> {
         let password = password.to_owned();
         self.run(move || {
             Argon2::default()
@@ -94,7 +95,7 @@ impl PasswordHasher {
     }
 
     /// True when `password` matches `hash`. A malformed stored hash is an internal error.
-    pub async fn verify(&self, password: &str, hash: &str) -> anyhow::Result<bool> {
+    pub async fn verify(&self, password: &str, hash: &str) -> AppResult<bool> {
         let password = password.to_owned();
         let hash = hash.to_owned();
         self.run(move || {
@@ -109,7 +110,7 @@ impl PasswordHasher {
 
     /// Spends the same work as a real verification, for logins of unknown accounts, so the response time
     /// does not tell whether an email is registered.
-    pub async fn verify_dummy(&self, password: &str) -> anyhow::Result<()> {
+    pub async fn verify_dummy(&self, password: &str) -> AppResult<()> {
         let hash = self
             .dummy_hash
             .get_or_try_init(|| self.hash("medgraph dummy password for timing"))
@@ -121,15 +122,19 @@ impl PasswordHasher {
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
-    ) -> anyhow::Result<T> {
-        let _permit = self
-            .permits
-            .acquire()
+    ) -> AppResult<T> {
+        let _permit = match tokio::time::timeout(self.wait, self.permits.acquire()).await {
+            Ok(permit) => permit.context("password hasher closed")?,
+            Err(_) => {
+                return Err(AppError::RateLimited {
+                    message: "The server is busy checking passwords; try again shortly",
+                    retry_after: Some(1),
+                });
+            }
+        };
+        Ok(tokio::task::spawn_blocking(work)
             .await
-            .context("password hasher closed")?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .context("password hashing task failed")?
+            .context("password hashing task failed")??)
     }
 }
 
@@ -170,8 +175,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_request_that_cannot_get_a_hasher_in_time_is_rate_limited() {
+        let hasher = PasswordHasher::new(Duration::ZERO);
+        let _all = hasher
+            .permits
+            .acquire_many(u32::try_from(hasher.permits.available_permits()).unwrap_or(1))
+            .await;
+        match hasher.hash("correct horse battery staple").await {
+            Err(AppError::RateLimited { .. }) => {}
+            other => panic!("expected RateLimited, got {:?}", other.map(|_| ())),
+        }
+    }
+
+    #[tokio::test]
     async fn hashes_verify_and_use_argon2id_with_owasp_parameters() {
-        let hasher = PasswordHasher::new();
+        let hasher = PasswordHasher::new(Duration::from_secs(5));
         let hash = hasher
             .hash("correct horse battery staple")
             .await

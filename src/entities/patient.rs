@@ -14,6 +14,7 @@ pub struct Model {
     pub address: Option<String>,
     pub phone: Option<String>,
     pub notes: Option<String>,
+    pub version: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -10,6 +10,9 @@ pub struct Model {
     pub email: String,
     pub password_hash: String,
     pub role: String,
+    pub failed_logins: i32,
+    pub last_failed_login_at: Option<DateTimeUtc>,
+    pub locked_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

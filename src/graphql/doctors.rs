@@ -16,6 +16,7 @@ use crate::{
         scalars::DateTime,
     },
     services::{
+        audit::{self, Action, EntityKind},
         doctors::{self, DoctorChanges, DoctorSort, NewDoctor},
         pagination::PageRequest,
     },
@@ -80,6 +81,7 @@ impl Doctor {
     }
 
     /// The signed-in user's own patients assigned to this doctor (never anyone else's).
+    #[graphql(complexity = "crate::graphql::limits::NESTED_LIST_FACTOR * child_complexity")]
     async fn patients(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Patient>> {
         let loader = required(&ctx.loaders()?.patients_of_doctor)?;
         let patients = loader.load_one(self.model_id).await.map_err(load_error)?;
@@ -146,6 +148,7 @@ pub struct DoctorQuery;
 #[Object]
 impl DoctorQuery {
     /// The doctors directory, a page at a time.
+    #[graphql(complexity = "crate::graphql::limits::list_cost(first, child_complexity)")]
     async fn doctors(
         &self,
         ctx: &Context<'_>,
@@ -203,7 +206,17 @@ impl DoctorMutation {
             email: input.email,
             phone: input.phone,
         };
-        Ok(doctors::create(&ctx.app()?.db, &actor, input).await?.into())
+        let created = audit::in_transaction(
+            &ctx.app()?.db,
+            &ctx.meta(),
+            Action::Create,
+            EntityKind::Doctor,
+            None,
+            async |txn| doctors::create(txn, &actor, input).await,
+            |d| d.id,
+        )
+        .await?;
+        Ok(created.into())
     }
 
     /// Changes a doctor; only its creator or an admin may.
@@ -222,17 +235,33 @@ impl DoctorMutation {
             email: patch(input.email, |v| v),
             phone: patch(input.phone, |v| v),
         };
-        Ok(doctors::update(&ctx.app()?.db, &actor, id, changes)
-            .await?
-            .into())
+        let updated = audit::in_transaction(
+            &ctx.app()?.db,
+            &ctx.meta(),
+            Action::Update,
+            EntityKind::Doctor,
+            Some(id.0),
+            async |txn| doctors::update(txn, &actor, id, changes).await,
+            |d| d.id,
+        )
+        .await?;
+        Ok(updated.into())
     }
 
     /// Removes a doctor and all its assignments; only its creator or an admin may. Returns its id.
     async fn delete_doctor(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
         let actor = ctx.actor()?;
         let id = parse_id("id", &id, DoctorId::parse)?;
-        Ok(ID(doctors::delete(&ctx.app()?.db, &actor, id)
-            .await?
-            .to_string()))
+        let deleted = audit::in_transaction(
+            &ctx.app()?.db,
+            &ctx.meta(),
+            Action::Delete,
+            EntityKind::Doctor,
+            Some(id.0),
+            async |txn| doctors::delete(txn, &actor, id).await,
+            |id| id.0,
+        )
+        .await?;
+        Ok(ID(deleted.to_string()))
     }
 }

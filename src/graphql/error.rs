@@ -10,6 +10,7 @@ pub const FORBIDDEN: &str = "FORBIDDEN";
 pub const NOT_FOUND: &str = "NOT_FOUND";
 pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
 pub const CONFLICT: &str = "CONFLICT";
+pub const RATE_LIMITED: &str = "RATE_LIMITED";
 pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
 
 pub fn code_of(err: &AppError) -> &'static str {
@@ -21,6 +22,7 @@ pub fn code_of(err: &AppError) -> &'static str {
         AppError::NotFound(_) => NOT_FOUND,
         AppError::Validation(_) => BAD_USER_INPUT,
         AppError::Conflict(_) => CONFLICT,
+        AppError::RateLimited { .. } => RATE_LIMITED,
         AppError::Internal(_) => INTERNAL_SERVER_ERROR,
     }
 }
@@ -41,6 +43,13 @@ pub fn to_graphql_error(err: &AppError) -> Error {
                 );
             }
             ext.set("fields", async_graphql::Value::Object(map));
+        }
+        if let AppError::RateLimited {
+            retry_after: Some(seconds),
+            ..
+        } = err
+        {
+            ext.set("retryAfter", *seconds);
         }
     })
 }
@@ -74,6 +83,13 @@ mod tests {
             ),
             (AppError::Conflict("taken"), CONFLICT),
             (
+                AppError::RateLimited {
+                    message: "slow down",
+                    retry_after: Some(3),
+                },
+                RATE_LIMITED,
+            ),
+            (
                 AppError::Internal(anyhow::anyhow!("boom")),
                 INTERNAL_SERVER_ERROR,
             ),
@@ -90,6 +106,15 @@ mod tests {
             json["extensions"]["fields"]["age"],
             "must be between 0 and 150"
         );
+    }
+
+    #[test]
+    fn rate_limited_errors_say_when_to_retry() {
+        let json = ext(AppError::RateLimited {
+            message: "Too many login attempts",
+            retry_after: Some(12),
+        });
+        assert_eq!(json["extensions"]["retryAfter"], 12);
     }
 
     #[test]

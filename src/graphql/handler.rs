@@ -8,28 +8,31 @@ use async_graphql::{
         types::{DocumentOperations, OperationType},
     },
 };
+use std::net::{IpAddr, SocketAddr};
+
 use axum::{
     body::Bytes,
-    extract::{State, rejection::BytesRejection},
+    extract::{ConnectInfo, State, rejection::BytesRejection},
     http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::{Html, IntoResponse, Response},
+    response::{IntoResponse, Response},
 };
+use ipnet::IpNet;
 
 use crate::{
     app::HttpState,
     graphql::{
         context::{Caller, RequestData},
+        limits,
         loaders::Loaders,
     },
+    services::audit::AuditMeta,
 };
-
-/// Most operations one HTTP request may carry as a batch.
-pub const MAX_BATCH: usize = 10;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
 pub async fn post(
     State(http): State<HttpState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -60,7 +63,7 @@ pub async fn post(
             let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
                 format!(
                     "Request body too large: at most {} bytes",
-                    crate::app::MAX_BODY_BYTES
+                    http.state.config.limits.max_body_bytes
                 )
             } else {
                 "Could not read the request body".to_owned()
@@ -79,10 +82,11 @@ pub async fn post(
         }
     };
     if let BatchRequest::Batch(requests) = &batch {
-        if requests.len() > MAX_BATCH {
+        let max_batch = http.state.config.limits.max_batch;
+        if requests.len() > max_batch {
             return request_error(
                 StatusCode::BAD_REQUEST,
-                &format!("Batch too large: at most {MAX_BATCH} operations per request"),
+                &format!("Batch too large: at most {max_batch} operations per request"),
                 &headers,
             );
         }
@@ -90,11 +94,12 @@ pub async fn post(
             return request_error(StatusCode::BAD_REQUEST, "Empty batch", &headers);
         }
     }
-    execute(&http, batch, &headers).await
+    execute(&http, batch, &headers, peer).await
 }
 
 pub async fn get(
     State(http): State<HttpState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
@@ -104,7 +109,7 @@ pub async fn get(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains("text/html"));
     if wants_html && !query_string.contains("query=") {
-        return Html(crate::graphiql::INDEX_HTML).into_response();
+        return crate::graphiql::page();
     }
     let request = match async_graphql::http::parse_query_string(query_string) {
         Ok(request) => request,
@@ -138,21 +143,75 @@ pub async fn get(
             return response;
         }
     }
-    execute(&http, BatchRequest::Single(request), &headers).await
+    execute(&http, BatchRequest::Single(request), &headers, peer).await
 }
 
-async fn execute(http: &HttpState, batch: BatchRequest, headers: &HeaderMap) -> Response {
+async fn execute(
+    http: &HttpState,
+    batch: BatchRequest,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+) -> Response {
+    let limits = &http.state.config.limits;
+    let queries: Vec<&str> = match &batch {
+        BatchRequest::Single(r) => vec![r.query.as_str()],
+        BatchRequest::Batch(rs) => rs.iter().map(|r| r.query.as_str()).collect(),
+    };
+    for query in queries {
+        if let Err(message) = limits::check(query, limits.max_tokens, limits.max_aliases) {
+            return request_error(StatusCode::BAD_REQUEST, &message, headers);
+        }
+    }
+
     let caller = caller_from(http, headers);
+    let client_ip = client_ip(peer.ip(), headers, &http.state.config.trusted_proxies);
+    let request_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let meta = AuditMeta {
+        user_id: match caller {
+            Caller::Authenticated(actor) => Some(actor.user_id.0),
+            _ => None,
+        },
+        client_ip: Some(client_ip),
+        request_id,
+    };
     let loaders = match caller {
-        Caller::Authenticated(actor) => Loaders::for_actor(&http.state.db, actor),
+        Caller::Authenticated(actor) => Loaders::for_actor(&http.state, actor, meta.clone()),
         _ => Loaders::default(),
     };
-    let batch = batch.data(RequestData { caller, loaders });
+    let batch = batch.data(RequestData {
+        caller,
+        loaders,
+        meta,
+    });
     let mut response = http.schema.execute_batch(batch).await;
     if let Some(request_id) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
         tag_internal_errors(&mut response, request_id);
     }
     json_response(StatusCode::OK, &response, headers)
+}
+
+/// The client's address: the socket peer, or, when the peer is a trusted proxy, the nearest address in
+/// `X-Forwarded-For` that is not itself a trusted proxy.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|part| part.trim().parse().ok())
+        .collect();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .unwrap_or(peer)
 }
 
 /// Reads `Authorization: Bearer <token>`. No header, or GraphiQL's empty "Bearer", is anonymous.
@@ -244,4 +303,36 @@ fn json_response(
 fn request_error(status: StatusCode, message: &str, headers: &HeaderMap) -> Response {
     let body = serde_json::json!({ "errors": [{ "message": message }] });
     json_response(status, &body, headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(xff: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_str(xff).expect("header"),
+        );
+        h
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxy: IpAddr = "10.0.0.5".parse().expect("ip");
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().expect("net")];
+        let h = headers("198.51.100.7, 10.0.0.9");
+        assert_eq!(
+            client_ip(proxy, &h, &trusted),
+            "198.51.100.7".parse::<IpAddr>().expect("ip")
+        );
+        let stranger: IpAddr = "203.0.113.1".parse().expect("ip");
+        assert_eq!(
+            client_ip(stranger, &h, &trusted),
+            stranger,
+            "an untrusted peer cannot spoof its address"
+        );
+        assert_eq!(client_ip(proxy, &HeaderMap::new(), &trusted), proxy);
+    }
 }

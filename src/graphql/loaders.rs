@@ -8,11 +8,16 @@ use async_graphql::dataloader::{DataLoader, Loader};
 use sea_orm::DatabaseConnection;
 
 use crate::{
+    app::AppState,
     auth::Actor,
     domain::{DoctorId, PatientId},
     entities::{doctor, patient},
     error::AppError,
-    services::{assignments, doctors, patients},
+    services::{
+        assignments,
+        audit::{AuditMeta, AuditSink, EntityKind},
+        doctors, patients,
+    },
 };
 
 pub type LoadError = Arc<AppError>;
@@ -35,9 +40,13 @@ impl Loader<PatientId> for DoctorsOfPatient {
     }
 }
 
+/// Patient records leave the server only through these loaders and the patient queries, which all
+/// record the READ in the audit trail.
 pub struct PatientsOfDoctor {
     db: DatabaseConnection,
     actor: Actor,
+    audit: AuditSink,
+    meta: AuditMeta,
 }
 
 impl Loader<DoctorId> for PatientsOfDoctor {
@@ -45,15 +54,20 @@ impl Loader<DoctorId> for PatientsOfDoctor {
     type Error = LoadError;
 
     async fn load(&self, keys: &[DoctorId]) -> Result<HashMap<DoctorId, Self::Value>, Self::Error> {
-        assignments::patients_of_doctors(&self.db, &self.actor, keys)
+        let found = assignments::patients_of_doctors(&self.db, &self.actor, keys)
             .await
-            .map_err(Arc::new)
+            .map_err(Arc::new)?;
+        let ids = found.values().flatten().map(|p| p.id);
+        self.audit.reads(&self.meta, EntityKind::Patient, ids).await;
+        Ok(found)
     }
 }
 
 pub struct PatientById {
     db: DatabaseConnection,
     actor: Actor,
+    audit: AuditSink,
+    meta: AuditMeta,
 }
 
 impl Loader<PatientId> for PatientById {
@@ -67,6 +81,9 @@ impl Loader<PatientId> for PatientById {
         let rows = patients::get_many(&self.db, &self.actor, keys)
             .await
             .map_err(Arc::new)?;
+        self.audit
+            .reads(&self.meta, EntityKind::Patient, rows.iter().map(|p| p.id))
+            .await;
         Ok(rows.into_iter().map(|p| (PatientId(p.id), p)).collect())
     }
 }
@@ -95,7 +112,9 @@ pub struct Loaders {
 }
 
 impl Loaders {
-    pub fn for_actor(db: &DatabaseConnection, actor: Actor) -> Self {
+    pub fn for_actor(state: &AppState, actor: Actor, meta: AuditMeta) -> Self {
+        let db = &state.db;
+        let audit = &state.audit;
         Loaders {
             doctors_of_patient: Some(Arc::new(DataLoader::new(
                 DoctorsOfPatient { db: db.clone() },
@@ -105,6 +124,8 @@ impl Loaders {
                 PatientsOfDoctor {
                     db: db.clone(),
                     actor,
+                    audit: audit.clone(),
+                    meta: meta.clone(),
                 },
                 tokio::spawn,
             ))),
@@ -112,6 +133,8 @@ impl Loaders {
                 PatientById {
                     db: db.clone(),
                     actor,
+                    audit: audit.clone(),
+                    meta,
                 },
                 tokio::spawn,
             ))),

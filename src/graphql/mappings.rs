@@ -15,7 +15,11 @@ use crate::{
         patients::Patient,
         scalars::DateTime,
     },
-    services::{assignments, pagination::PageRequest},
+    services::{
+        assignments,
+        audit::{self, Action, EntityKind},
+        pagination::PageRequest,
+    },
 };
 
 /// A doctor assigned to one of the signed-in user's patients.
@@ -71,6 +75,7 @@ pub struct MappingQuery;
 #[Object]
 impl MappingQuery {
     /// The signed-in user's assignments, oldest first, optionally for one patient and/or one doctor.
+    #[graphql(complexity = "crate::graphql::limits::list_cost(first, child_complexity)")]
     async fn mappings(
         &self,
         ctx: &Context<'_>,
@@ -120,11 +125,17 @@ impl MappingMutation {
         let actor = ctx.actor()?;
         let patient_id = parse_id("patientId", &patient_id, PatientId::parse)?;
         let doctor_id = parse_id("doctorId", &doctor_id, DoctorId::parse)?;
-        Ok(
-            assignments::assign(&ctx.app()?.db, &actor, patient_id, doctor_id)
-                .await?
-                .into(),
+        let mapping = audit::in_transaction(
+            &ctx.app()?.db,
+            &ctx.meta(),
+            Action::Create,
+            EntityKind::Mapping,
+            None,
+            async |txn| assignments::assign(txn, &actor, patient_id, doctor_id).await,
+            |m| m.id,
         )
+        .await?;
+        Ok(mapping.into())
     }
 
     /// Removes an assignment of one of the signed-in user's patients; returns its id.
@@ -135,8 +146,16 @@ impl MappingMutation {
     ) -> async_graphql::Result<ID> {
         let actor = ctx.actor()?;
         let id = parse_id("mappingId", &mapping_id, MappingId::parse)?;
-        Ok(ID(assignments::unassign(&ctx.app()?.db, &actor, id)
-            .await?
-            .to_string()))
+        let removed = audit::in_transaction(
+            &ctx.app()?.db,
+            &ctx.meta(),
+            Action::Delete,
+            EntityKind::Mapping,
+            Some(id.0),
+            async |txn| assignments::unassign(txn, &actor, id).await,
+            |id| id.0,
+        )
+        .await?;
+        Ok(ID(removed.to_string()))
     }
 }

@@ -1,8 +1,10 @@
 //! The GraphQL API: schema assembly, per-resource resolvers, error mapping and the HTTP handler.
 
+pub mod audit;
 pub mod context;
 pub mod error;
 pub mod handler;
+pub mod limits;
 pub mod loaders;
 pub mod pagination;
 pub mod scalars;
@@ -23,6 +25,7 @@ pub struct Query(
     patients::PatientQuery,
     doctors::DoctorQuery,
     mappings::MappingQuery,
+    audit::AuditQuery,
 );
 
 /// The root mutation: all but register, login, refreshToken and logout require a signed-in caller.
@@ -41,8 +44,18 @@ pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
 }
 
+/// The served schema: limits from the configuration, introspection and suggestions only where allowed.
 pub fn build_schema(state: AppState) -> AppSchema {
-    schema_builder().data(state).finish()
+    let limits = &state.config.limits;
+    let mut builder = schema_builder()
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .limit_recursive_depth(limits.max_recursion)
+        .limit_directives(limits.max_directives);
+    if !state.config.introspection {
+        builder = builder.disable_introspection().disable_suggestions();
+    }
+    builder.data(state).finish()
 }
 
 /// The schema in SDL, as committed in `schema.graphql`.

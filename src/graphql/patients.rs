@@ -16,6 +16,7 @@ use crate::{
         scalars::{Date, DateTime},
     },
     services::{
+        audit::{self, Action, EntityKind},
         pagination::PageRequest,
         patients::{self, NewPatient, Patch, PatientChanges, PatientSort},
     },
@@ -101,6 +102,9 @@ pub struct Patient {
     pub created_at: DateTime,
     /// When the record was last changed.
     pub updated_at: DateTime,
+    /// Increases with every change; pass it as `expectedVersion` to `updatePatient` so a colleague's
+    /// concurrent change is never silently overwritten.
+    pub version: i32,
     #[graphql(skip)]
     pub model: patient::Model,
 }
@@ -120,6 +124,7 @@ impl From<patient::Model> for Patient {
             notes: p.notes.clone(),
             created_at: DateTime(p.created_at),
             updated_at: DateTime(p.updated_at),
+            version: p.version,
             model: p,
         }
     }
@@ -141,7 +146,29 @@ impl Patient {
         ))
     }
 
+    /// Who read or changed this patient's record, newest first (the owner's view of the audit trail).
+    #[graphql(complexity = "crate::graphql::limits::list_cost(first, child_complexity)")]
+    async fn audit_trail(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20, desc = "Page size, 1 to 100.")] first: Option<i32>,
+        #[graphql(desc = "Cursor to continue after (an `endCursor`).")] after: Option<String>,
+    ) -> async_graphql::Result<crate::graphql::audit::AuditEventConnection> {
+        // Reaching a Patient object already proves ownership: every path to one is owner-scoped.
+        ctx.actor()?;
+        let page = PageRequest::parse(first, after)?;
+        let filter = audit::AuditFilter {
+            entity: Some((EntityKind::Patient, Some(self.model.id))),
+            ..Default::default()
+        };
+        let result = audit::list(&ctx.app()?.db, filter, &page).await?;
+        Ok(crate::graphql::audit::AuditEventConnection::from_page(
+            result,
+        ))
+    }
+
     /// Doctors assigned to this patient, oldest assignment first.
+    #[graphql(complexity = "crate::graphql::limits::NESTED_LIST_FACTOR * child_complexity")]
     async fn doctors(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Doctor>> {
         let loader = required(&ctx.loaders()?.doctors_of_patient)?;
         let doctors = loader
@@ -235,6 +262,7 @@ pub struct PatientQuery;
 #[Object]
 impl PatientQuery {
     /// The signed-in user's patients, a page at a time.
+    #[graphql(complexity = "crate::graphql::limits::list_cost(first, child_complexity)")]
     async fn patients(
         &self,
         ctx: &Context<'_>,
@@ -263,8 +291,10 @@ impl PatientQuery {
                 order.direction == SortDirection::Desc,
             ),
         };
-        let result =
-            patients::list(&ctx.app()?.db, &actor, filter, sort, descending, &page).await?;
+        let app = ctx.app()?;
+        let result = patients::list(&app.db, &actor, filter, sort, descending, &page).await?;
+        let ids = result.items.iter().map(|(_, p)| p.id);
+        app.audit.reads(&ctx.meta(), EntityKind::Patient, ids).await;
         Ok(PatientConnection::from_page(result, Patient::from))
     }
 
@@ -272,9 +302,14 @@ impl PatientQuery {
     async fn patient(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Patient>> {
         let actor = ctx.actor()?;
         let id: PatientId = parse_id("id", &id, PatientId::parse)?;
-        Ok(patients::get(&ctx.app()?.db, &actor, id)
-            .await?
-            .map(Patient::from))
+        let app = ctx.app()?;
+        let found = patients::get(&app.db, &actor, id).await?;
+        if let Some(patient) = &found {
+            app.audit
+                .reads(&ctx.meta(), EntityKind::Patient, [patient.id])
+                .await;
+        }
+        Ok(found.map(Patient::from))
     }
 }
 
@@ -300,17 +335,28 @@ impl PatientMutation {
             phone: input.phone,
             notes: input.notes,
         };
-        Ok(patients::create(&ctx.app()?.db, &actor, input)
-            .await?
-            .into())
+        let created = audit::in_transaction(
+            &ctx.app()?.db,
+            &ctx.meta(),
+            Action::Create,
+            EntityKind::Patient,
+            None,
+            async |txn| patients::create(txn, &actor, input).await,
+            |p| p.id,
+        )
+        .await?;
+        Ok(created.into())
     }
 
-    /// Changes one of the signed-in user's patients.
+    /// Changes one of the signed-in user's patients. With `expectedVersion`, the change applies only if
+    /// the record is still at that version (CONFLICT otherwise).
     async fn update_patient(
         &self,
         ctx: &Context<'_>,
         id: ID,
         input: UpdatePatientInput,
+        #[graphql(desc = "The `version` the client last read; omit to update unconditionally.")]
+        expected_version: Option<i32>,
     ) -> async_graphql::Result<Patient> {
         let actor = ctx.actor()?;
         let id: PatientId = parse_id("id", &id, PatientId::parse)?;
@@ -323,17 +369,35 @@ impl PatientMutation {
             address: patch(input.address, |v| v),
             phone: patch(input.phone, |v| v),
             notes: patch(input.notes, |v| v),
+            expected_version,
         };
-        Ok(patients::update(&ctx.app()?.db, &actor, id, changes)
-            .await?
-            .into())
+        let updated = audit::in_transaction(
+            &ctx.app()?.db,
+            &ctx.meta(),
+            Action::Update,
+            EntityKind::Patient,
+            Some(id.0),
+            async |txn| patients::update(txn, &actor, id, changes).await,
+            |p| p.id,
+        )
+        .await?;
+        Ok(updated.into())
     }
 
     /// Deletes one of the signed-in user's patients and its doctor assignments; returns its id.
     async fn delete_patient(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
         let actor = ctx.actor()?;
         let id: PatientId = parse_id("id", &id, PatientId::parse)?;
-        let deleted = patients::delete(&ctx.app()?.db, &actor, id).await?;
+        let deleted = audit::in_transaction(
+            &ctx.app()?.db,
+            &ctx.meta(),
+            Action::Delete,
+            EntityKind::Patient,
+            Some(id.0),
+            async |txn| patients::delete(txn, &actor, id).await,
+            |id| id.0,
+        )
+        .await?;
         Ok(ID(deleted.to_string()))
     }
 }

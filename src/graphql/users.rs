@@ -132,17 +132,22 @@ impl UserMutation {
         ctx: &Context<'_>,
         input: RegisterInput,
     ) -> async_graphql::Result<AuthPayload> {
+        ctx.limit_auth_attempt()?;
         let app = ctx.app()?;
         let registration = Registration {
             name: input.name,
             email: input.email,
             password: input.password,
         };
-        Ok(
-            accounts::register(&app.db, &app.auth, registration, domain::Role::User)
-                .await?
-                .into(),
+        Ok(accounts::register(
+            &app.db,
+            &app.auth,
+            &ctx.meta(),
+            registration,
+            domain::Role::User,
         )
+        .await?
+        .into())
     }
 
     /// Signs in with email and password. A wrong email and a wrong password give the same error.
@@ -151,12 +156,17 @@ impl UserMutation {
         ctx: &Context<'_>,
         input: LoginInput,
     ) -> async_graphql::Result<AuthPayload> {
+        ctx.limit_auth_attempt()?;
         let app = ctx.app()?;
-        Ok(
-            accounts::login(&app.db, &app.auth, &input.email, &input.password)
-                .await?
-                .into(),
+        Ok(accounts::login(
+            &app.db,
+            &app.auth,
+            &ctx.meta(),
+            &input.email,
+            &input.password,
         )
+        .await?
+        .into())
     }
 
     /// Exchanges a refresh token for a new pair. Each refresh token works once; reusing a spent one
@@ -166,10 +176,13 @@ impl UserMutation {
         ctx: &Context<'_>,
         refresh_token: String,
     ) -> async_graphql::Result<AuthPayload> {
+        ctx.limit_auth_attempt()?;
         let app = ctx.app()?;
-        Ok(accounts::refresh(&app.db, &app.auth, &refresh_token)
-            .await?
-            .into())
+        Ok(
+            accounts::refresh(&app.db, &app.auth, &ctx.meta(), &refresh_token)
+                .await?
+                .into(),
+        )
     }
 
     /// Revokes a refresh token. True when a live token was revoked; false when it was unknown or spent.
@@ -178,7 +191,7 @@ impl UserMutation {
         ctx: &Context<'_>,
         refresh_token: String,
     ) -> async_graphql::Result<bool> {
-        Ok(accounts::logout(&ctx.app()?.db, &refresh_token).await?)
+        Ok(accounts::logout(&ctx.app()?.db, &ctx.meta(), &refresh_token).await?)
     }
 
     /// Changes the signed-in account's profile.

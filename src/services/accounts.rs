@@ -4,7 +4,8 @@
 use chrono::Duration as ChronoDuration;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    Set, TransactionTrait, sea_query::Expr,
+    Set, TransactionTrait,
+    sea_query::{Expr, ExprTrait},
 };
 use uuid::Uuid;
 
@@ -16,7 +17,10 @@ use crate::{
     domain::{Email, PersonName, Role, UserId},
     entities::{refresh_token, user},
     error::{AppError, AppResult, Validator},
-    services::now,
+    services::{
+        audit::{self, Action, AuditMeta, EntityKind, Outcome},
+        now,
+    },
 };
 
 /// A signed-in session as handed to the client.
@@ -36,14 +40,32 @@ pub struct Registration {
 pub async fn register(
     db: &DatabaseConnection,
     auth: &Auth,
+    meta: &AuditMeta,
     input: Registration,
     role: Role,
 ) -> AppResult<Session> {
-    // Hash before the transaction, so no connection is held during the slow part; the account and its
-    // first session then commit together, or neither does.
+    // Hash before the transaction, so no connection is held during the slow part; the account, its
+    // first session and their audit rows then commit together, or none does.
     let model = new_user(auth, input, role).await?;
     let txn = db.begin().await?;
     let user = insert_user(&txn, model).await?;
+    let meta = meta.for_user(user.id);
+    audit::record(
+        &txn,
+        &meta,
+        Action::Create,
+        Some((EntityKind::User, user.id)),
+        Outcome::Success,
+    )
+    .await?;
+    audit::record(
+        &txn,
+        &meta,
+        Action::Login,
+        Some((EntityKind::User, user.id)),
+        Outcome::Success,
+    )
+    .await?;
     let session = start_session(&txn, auth, user).await?;
     txn.commit().await?;
     Ok(session)
@@ -85,6 +107,9 @@ async fn new_user(auth: &Auth, input: Registration, role: Role) -> AppResult<use
         email: Set(email.into_inner()),
         password_hash: Set(password_hash),
         role: Set(role.as_str().to_owned()),
+        failed_logins: Set(0),
+        last_failed_login_at: Set(None),
+        locked_at: Set(None),
         created_at: Set(at),
         updated_at: Set(at),
     })
@@ -103,6 +128,7 @@ async fn insert_user(
 pub async fn login(
     db: &DatabaseConnection,
     auth: &Auth,
+    meta: &AuditMeta,
     email: &str,
     password: &str,
 ) -> AppResult<Session> {
@@ -113,17 +139,138 @@ pub async fn login(
     let Some(user) = found else {
         // Same work as a real check, so timing does not reveal whether the account exists.
         auth.hasher.verify_dummy(password).await?;
+        audit::record(db, meta, Action::LoginFailed, None, Outcome::Failure).await?;
         return Err(AppError::InvalidCredentials);
     };
+    let account = Some((EntityKind::User, user.id));
+    let failed = |meta: AuditMeta| async move {
+        audit::record(db, &meta, Action::LoginFailed, account, Outcome::Failure).await
+    };
+    if let Err(refusal) = throttle(&auth.abuse, &user) {
+        failed(meta.for_user(user.id)).await?;
+        return Err(refusal);
+    }
     if !auth.hasher.verify(password, &user.password_hash).await? {
+        record_failed_login(db, &auth.abuse, user.id).await?;
+        failed(meta.for_user(user.id)).await?;
         return Err(AppError::InvalidCredentials);
     }
+    if user.failed_logins > 0 {
+        user::Entity::update_many()
+            .col_expr(user::Column::FailedLogins, Expr::value(0))
+            .col_expr(
+                user::Column::LastFailedLoginAt,
+                Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+            )
+            .filter(user::Column::Id.eq(user.id))
+            .exec(db)
+            .await?;
+    }
+    audit::record(
+        db,
+        &meta.for_user(user.id),
+        Action::Login,
+        account,
+        Outcome::Success,
+    )
+    .await?;
     start_session(db, auth, user).await
+}
+
+/// Longest wait the exponential back-off imposes between two attempts on one account.
+const MAX_BACKOFF_SECS: u64 = 15 * 60;
+
+/// Refuses an attempt on a locked account, or one made during its back-off after repeated failures
+/// (1 s after the `backoff_after`-th failure, then 2 s, 4 s, … up to 15 minutes).
+fn throttle(limits: &crate::config::AbuseLimits, user: &user::Model) -> AppResult<()> {
+    if user.locked_at.is_some() {
+        return Err(AppError::RateLimited {
+            message: "Account locked after too many failed logins; an administrator must unlock it",
+            retry_after: None,
+        });
+    }
+    let failures = u32::try_from(user.failed_logins).unwrap_or(0);
+    if failures < limits.backoff_after {
+        return Ok(());
+    }
+    let exponent = std::cmp::min(failures - limits.backoff_after, 20);
+    let wait = std::cmp::min(1u64 << exponent, MAX_BACKOFF_SECS);
+    let Some(last) = user.last_failed_login_at else {
+        return Ok(());
+    };
+    let until = last + chrono::Duration::seconds(i64::try_from(wait).unwrap_or(i64::MAX));
+    let remaining = (until - now()).num_milliseconds();
+    if remaining > 0 {
+        let secs = u64::try_from(remaining).unwrap_or(0).div_ceil(1000);
+        return Err(AppError::RateLimited {
+            message: "Too many failed logins for this account; wait before trying again",
+            retry_after: Some(std::cmp::max(secs, 1)),
+        });
+    }
+    Ok(())
+}
+
+/// Counts a failed login in the database (so every instance sees it) and locks the account at the limit.
+async fn record_failed_login(
+    db: &impl ConnectionTrait,
+    limits: &crate::config::AbuseLimits,
+    user_id: Uuid,
+) -> AppResult<()> {
+    let at = now();
+    user::Entity::update_many()
+        .col_expr(
+            user::Column::FailedLogins,
+            Expr::col(user::Column::FailedLogins).add(1),
+        )
+        .col_expr(user::Column::LastFailedLoginAt, Expr::value(at))
+        .filter(user::Column::Id.eq(user_id))
+        .exec(db)
+        .await?;
+    let locked = user::Entity::update_many()
+        .col_expr(user::Column::LockedAt, Expr::value(at))
+        .filter(user::Column::Id.eq(user_id))
+        .filter(
+            user::Column::FailedLogins.gte(i32::try_from(limits.lockout_after).unwrap_or(i32::MAX)),
+        )
+        .filter(user::Column::LockedAt.is_null())
+        .exec(db)
+        .await?;
+    if locked.rows_affected > 0 {
+        tracing::warn!(%user_id, "account locked after repeated failed logins");
+    }
+    Ok(())
+}
+
+/// Unlocks an account and clears its failure count (`medgraph user unlock`).
+pub async fn unlock(db: &impl ConnectionTrait, email: &str) -> AppResult<()> {
+    let email = Email::parse(email).map_err(|reason| AppError::field("email", reason))?;
+    let result = user::Entity::update_many()
+        .col_expr(user::Column::FailedLogins, Expr::value(0))
+        .col_expr(
+            user::Column::LastFailedLoginAt,
+            Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+        )
+        .col_expr(
+            user::Column::LockedAt,
+            Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+        )
+        .filter(user::Column::Email.eq(email.as_str()))
+        .exec(db)
+        .await?;
+    if result.rows_affected == 0 {
+        return Err(AppError::NotFound("User"));
+    }
+    Ok(())
 }
 
 /// Exchanges a refresh token for a new pair. The presented token is spent; presenting a spent token
 /// again means it was stolen (or replayed), so its whole family is revoked.
-pub async fn refresh(db: &DatabaseConnection, auth: &Auth, presented: &str) -> AppResult<Session> {
+pub async fn refresh(
+    db: &DatabaseConnection,
+    auth: &Auth,
+    meta: &AuditMeta,
+    presented: &str,
+) -> AppResult<Session> {
     let hash = hash_refresh_token(presented.trim());
     let Some(current) = refresh_token::Entity::find()
         .filter(refresh_token::Column::TokenHash.eq(hash))
@@ -133,9 +280,12 @@ pub async fn refresh(db: &DatabaseConnection, auth: &Auth, presented: &str) -> A
         return Err(AppError::InvalidRefreshToken);
     };
     let at = now();
+    let meta = meta.for_user(current.user_id);
+    let account = Some((EntityKind::User, current.user_id));
     if current.revoked_at.is_some() {
         if current.replaced_by.is_some() {
             revoke_family(db, current.family_id).await?;
+            audit::record(db, &meta, Action::TokenReuse, account, Outcome::Failure).await?;
             tracing::warn!(user_id = %current.user_id, family = %current.family_id,
                 "refresh token reused after rotation; token family revoked");
         }
@@ -159,8 +309,10 @@ pub async fn refresh(db: &DatabaseConnection, auth: &Auth, presented: &str) -> A
     if spent.rows_affected != 1 {
         txn.rollback().await?;
         revoke_family(db, current.family_id).await?;
+        audit::record(db, &meta, Action::TokenReuse, account, Outcome::Failure).await?;
         return Err(AppError::InvalidRefreshToken);
     }
+    audit::record(&txn, &meta, Action::TokenRefresh, account, Outcome::Success).await?;
     insert_refresh_token(
         &txn,
         auth,
@@ -179,14 +331,37 @@ pub async fn refresh(db: &DatabaseConnection, auth: &Auth, presented: &str) -> A
 }
 
 /// Revokes a refresh token. True when a live token was revoked, false when it was unknown or spent.
-pub async fn logout(db: &impl ConnectionTrait, presented: &str) -> AppResult<bool> {
+pub async fn logout(db: &DatabaseConnection, meta: &AuditMeta, presented: &str) -> AppResult<bool> {
+    let hash = hash_refresh_token(presented.trim());
+    let Some(token) = refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(hash))
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .one(db)
+        .await?
+    else {
+        return Ok(false);
+    };
+    let txn = db.begin().await?;
     let result = refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::RevokedAt, Expr::value(now()))
-        .filter(refresh_token::Column::TokenHash.eq(hash_refresh_token(presented.trim())))
+        .filter(refresh_token::Column::Id.eq(token.id))
         .filter(refresh_token::Column::RevokedAt.is_null())
-        .exec(db)
+        .exec(&txn)
         .await?;
-    Ok(result.rows_affected > 0)
+    let revoked = result.rows_affected > 0;
+    if revoked {
+        let meta = meta.for_user(token.user_id);
+        audit::record(
+            &txn,
+            &meta,
+            Action::Logout,
+            Some((EntityKind::User, token.user_id)),
+            Outcome::Success,
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(revoked)
 }
 
 pub async fn me(db: &impl ConnectionTrait, actor: &Actor) -> AppResult<user::Model> {

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod assignments;
+pub mod audit;
 pub mod doctors;
 pub mod pagination;
 pub mod patients;

@@ -54,6 +54,8 @@ pub struct PatientChanges {
     pub address: Patch<String>,
     pub phone: Patch<String>,
     pub notes: Patch<String>,
+    /// When given, the update applies only if the record is still at this version.
+    pub expected_version: Option<i32>,
 }
 
 #[derive(Default)]
@@ -123,6 +125,7 @@ pub async fn create(
         address: Set(address),
         phone: Set(phone),
         notes: Set(notes),
+        version: Set(1),
         created_at: Set(at),
         updated_at: Set(at),
     }
@@ -228,9 +231,27 @@ pub async fn update(
     }
     v.finish()?;
 
+    if changes
+        .expected_version
+        .is_some_and(|expected| expected != current.version)
+    {
+        return Err(AppError::Conflict(STALE));
+    }
     model.updated_at = Set(now());
-    Ok(model.update(db).await?)
+    model.version = Set(current.version + 1);
+    // Conditional on the version read above, so a concurrent update is never silently overwritten.
+    patient::Entity::update(model)
+        .validate()?
+        .filter(patient::Column::Version.eq(current.version))
+        .exec(db)
+        .await
+        .map_err(|e| match e {
+            sea_orm::DbErr::RecordNotUpdated => AppError::Conflict(STALE),
+            other => other.into(),
+        })
 }
+
+const STALE: &str = "The patient was changed by someone else; reload it and try again";
 
 /// The birth date after applying age / dateOfBirth changes, or `None` when neither changed.
 fn birth_after(

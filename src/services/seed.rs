@@ -258,6 +258,7 @@ pub async fn run(
                 notes: Set(rng
                     .random_bool(0.5)
                     .then(|| (*NOTES.choose(&mut rng).unwrap_or(&"")).to_owned())),
+                version: Set(1),
                 created_at: Set(at),
                 updated_at: Set(at),
             });

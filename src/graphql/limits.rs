@@ -1,0 +1,160 @@
+//! Query-shape limits that async-graphql does not have built in: tokens and aliases. Checked on the raw
+//! document before execution (the token count even before parsing, so a huge document costs little).
+
+use async_graphql::parser::{
+    parse_query,
+    types::{ExecutableDocument, Selection, SelectionSet},
+};
+
+/// Counts lexical tokens (names, numbers, strings, punctuators); comments, whitespace and commas are
+/// ignored as the GraphQL grammar does. Stops counting past `max`.
+pub fn count_tokens(query: &str, max: usize) -> usize {
+    let bytes = query.as_bytes();
+    let mut i = 0;
+    let mut count = 0;
+    while i < bytes.len() && count <= max {
+        match bytes[i] {
+            b' ' | b'\t' | b'\n' | b'\r' | b',' | 0xEF | 0xBB | 0xBF => i += 1,
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'"' => {
+                count += 1;
+                if bytes[i..].starts_with(b"\"\"\"") {
+                    i += 3;
+                    while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
+                        i += if bytes[i] == b'\\' { 2 } else { 1 };
+                    }
+                    i += 3;
+                } else {
+                    i += 1;
+                    while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                        i += if bytes[i] == b'\\' { 2 } else { 1 };
+                    }
+                    i += 1;
+                }
+            }
+            b'.' if bytes[i..].starts_with(b"...") => {
+                count += 1;
+                i += 3;
+            }
+            c if c.is_ascii_alphanumeric() || c == b'_' || c == b'-' => {
+                count += 1;
+                while i < bytes.len()
+                    && (bytes[i].is_ascii_alphanumeric()
+                        || matches!(bytes[i], b'_' | b'.' | b'-' | b'+'))
+                {
+                    i += 1;
+                }
+            }
+            _ => {
+                count += 1;
+                i += 1;
+            }
+        }
+    }
+    count
+}
+
+/// Aliased fields in the document (fragments included, each counted once). `__typename` aliases are free.
+pub fn count_aliases(document: &ExecutableDocument) -> usize {
+    fn walk(set: &SelectionSet) -> usize {
+        set.items
+            .iter()
+            .map(|item| match &item.node {
+                Selection::Field(field) => {
+                    let own = usize::from(
+                        field.node.alias.is_some() && field.node.name.node != "__typename",
+                    );
+                    own + walk(&field.node.selection_set.node)
+                }
+                Selection::InlineFragment(fragment) => walk(&fragment.node.selection_set.node),
+                Selection::FragmentSpread(_) => 0,
+            })
+            .sum()
+    }
+    let operations: usize = document
+        .operations
+        .iter()
+        .map(|(_, op)| walk(&op.node.selection_set.node))
+        .sum();
+    let fragments: usize = document
+        .fragments
+        .values()
+        .map(|f| walk(&f.node.selection_set.node))
+        .sum();
+    operations + fragments
+}
+
+/// Checks a document against the token and alias limits; the error says which limit was hit.
+pub fn check(query: &str, max_tokens: usize, max_aliases: usize) -> Result<(), String> {
+    if count_tokens(query, max_tokens) > max_tokens {
+        return Err(format!("Query too large: more than {max_tokens} tokens"));
+    }
+    // A document that does not parse is reported by the executor with its position.
+    if let Ok(document) = parse_query(query) {
+        let aliases = count_aliases(&document);
+        if aliases > max_aliases {
+            return Err(format!(
+                "Too many aliases: {aliases} (at most {max_aliases})"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Assumed size of an unpaginated nested list (a patient's doctors, a doctor's patients) when costing.
+pub const NESTED_LIST_FACTOR: usize = 10;
+
+/// Cost of a paginated list field: its page size times the cost of one item.
+pub fn list_cost(first: Option<i32>, child_complexity: usize) -> usize {
+    let first = usize::try_from(first.unwrap_or(crate::services::pagination::DEFAULT_PAGE_SIZE))
+        .unwrap_or(0);
+    first.max(1).saturating_mul(child_complexity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_counted_like_the_grammar() {
+        assert_eq!(count_tokens("{ __typename }", 100), 3);
+        assert_eq!(
+            count_tokens("query Q($a: Int = 1) { f(a: $a) # comment\n }", 100),
+            19
+        );
+        assert_eq!(count_tokens(r#"{ f(s: "a \" b, c") }"#, 100), 8);
+        assert_eq!(count_tokens("{ ...F }", 100), 4);
+        assert!(
+            count_tokens(&"{ a ".repeat(10_000), 50) <= 51,
+            "stops early"
+        );
+    }
+
+    #[test]
+    fn aliases_are_counted_except_typename() {
+        let doc = parse_query(
+            "{ a: me { id } b: me { id } t: __typename ...F } fragment F on Query { c: me { id } }",
+        )
+        .expect("parses");
+        assert_eq!(count_aliases(&doc), 3);
+    }
+
+    #[test]
+    fn the_error_names_the_limit() {
+        assert!(
+            check("{ a: me { id } b: me { id } }", 100, 1)
+                .expect_err("too many")
+                .contains("aliases")
+        );
+        assert!(
+            check("{ me { id name email } }", 5, 15)
+                .expect_err("too big")
+                .contains("tokens")
+        );
+        assert!(check("{ me { id } }", 100, 15).is_ok());
+    }
+}

@@ -1,0 +1,351 @@
+//! The audit trail (HIPAA 45 CFR 164.312(b)): who did what to which record, when, from where.
+//!
+//! Changes are recorded in the same transaction as the change (`in_transaction`), so there is never a
+//! change without its row nor a row for a rolled-back change. Reads of patient data are frequent, so
+//! they go through a buffer (`AuditSink`) that a background task writes in batches; `flush` (called at
+//! graceful shutdown) waits until everything buffered is stored.
+
+use std::{net::IpAddr, time::Duration};
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, QueryFilter, Set, TransactionTrait,
+};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::{
+    entities::audit_event,
+    error::{AppError, AppResult},
+    services::{
+        now,
+        pagination::{Keyset, Page, PageRequest, SortKey, fetch_page},
+    },
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Create,
+    Read,
+    Update,
+    Delete,
+    Login,
+    LoginFailed,
+    Logout,
+    TokenRefresh,
+    TokenReuse,
+}
+
+impl Action {
+    pub const ALL: [Action; 9] = [
+        Action::Create,
+        Action::Read,
+        Action::Update,
+        Action::Delete,
+        Action::Login,
+        Action::LoginFailed,
+        Action::Logout,
+        Action::TokenRefresh,
+        Action::TokenReuse,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "CREATE",
+            Action::Read => "READ",
+            Action::Update => "UPDATE",
+            Action::Delete => "DELETE",
+            Action::Login => "LOGIN",
+            Action::LoginFailed => "LOGIN_FAILED",
+            Action::Logout => "LOGOUT",
+            Action::TokenRefresh => "TOKEN_REFRESH",
+            Action::TokenReuse => "TOKEN_REUSE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntityKind {
+    Patient,
+    Doctor,
+    Mapping,
+    User,
+}
+
+impl EntityKind {
+    pub const ALL: [EntityKind; 4] = [
+        EntityKind::Patient,
+        EntityKind::Doctor,
+        EntityKind::Mapping,
+        EntityKind::User,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntityKind::Patient => "PATIENT",
+            EntityKind::Doctor => "DOCTOR",
+            EntityKind::Mapping => "MAPPING",
+            EntityKind::User => "USER",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EntityKind> {
+        EntityKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "SUCCESS",
+            Outcome::Failure => "FAILURE",
+        }
+    }
+}
+
+/// Where a request came from, stamped on each of its audit rows.
+#[derive(Clone, Debug, Default)]
+pub struct AuditMeta {
+    pub user_id: Option<Uuid>,
+    pub client_ip: Option<IpAddr>,
+    pub request_id: Option<String>,
+}
+
+impl AuditMeta {
+    pub fn row(
+        &self,
+        action: Action,
+        entity: Option<(EntityKind, Uuid)>,
+        outcome: Outcome,
+    ) -> audit_event::ActiveModel {
+        audit_event::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            occurred_at: Set(now()),
+            user_id: Set(self.user_id),
+            action: Set(action.as_str().to_owned()),
+            entity_type: Set(entity.map(|(kind, _)| kind.as_str().to_owned())),
+            entity_id: Set(entity.map(|(_, id)| id)),
+            outcome: Set(outcome.as_str().to_owned()),
+            client_ip: Set(self.client_ip.map(|ip| ip.to_string())),
+            request_id: Set(self.request_id.clone()),
+        }
+    }
+
+    pub fn for_user(&self, user_id: Uuid) -> AuditMeta {
+        AuditMeta {
+            user_id: Some(user_id),
+            ..self.clone()
+        }
+    }
+}
+
+/// Writes one audit row now (in the caller's transaction, if it is one).
+pub async fn record(
+    db: &impl ConnectionTrait,
+    meta: &AuditMeta,
+    action: Action,
+    entity: Option<(EntityKind, Uuid)>,
+    outcome: Outcome,
+) -> AppResult<()> {
+    meta.row(action, entity, outcome).insert(db).await?;
+    Ok(())
+}
+
+/// Runs a change and its audit row in one transaction. A refused change (not found, forbidden, invalid)
+/// is rolled back and recorded as a FAILURE afterwards, when the target id is known.
+pub async fn in_transaction<T>(
+    db: &DatabaseConnection,
+    meta: &AuditMeta,
+    action: Action,
+    kind: EntityKind,
+    target: Option<Uuid>,
+    change: impl AsyncFnOnce(&DatabaseTransaction) -> AppResult<T>,
+    id_of: impl Fn(&T) -> Uuid,
+) -> AppResult<T> {
+    let txn = db.begin().await?;
+    match change(&txn).await {
+        Ok(value) => {
+            record(
+                &txn,
+                meta,
+                action,
+                Some((kind, id_of(&value))),
+                Outcome::Success,
+            )
+            .await?;
+            txn.commit().await?;
+            Ok(value)
+        }
+        Err(err) => {
+            txn.rollback().await?;
+            if matches!(
+                err,
+                AppError::NotFound(_) | AppError::Forbidden(_) | AppError::Conflict(_)
+            ) && let Some(id) = target
+            {
+                record(db, meta, action, Some((kind, id)), Outcome::Failure).await?;
+            }
+            Err(err)
+        }
+    }
+}
+
+enum Command {
+    Record(Vec<audit_event::ActiveModel>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Buffered, batched writer of read events. Cloning shares the buffer.
+#[derive(Clone)]
+pub struct AuditSink {
+    tx: mpsc::Sender<Command>,
+}
+
+/// Rows written per INSERT by the background writer.
+const BATCH: usize = 500;
+/// Longest a buffered read waits before it is written.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+
+impl AuditSink {
+    pub fn start(db: DatabaseConnection) -> AuditSink {
+        // Bounded: under sustained overload, readers wait for the writer rather than events being dropped.
+        let (tx, mut rx) = mpsc::channel::<Command>(1024);
+        tokio::spawn(async move {
+            let mut pending: Vec<audit_event::ActiveModel> = Vec::new();
+            let mut ticker = tokio::time::interval(FLUSH_EVERY);
+            loop {
+                tokio::select! {
+                    command = rx.recv() => match command {
+                        Some(Command::Record(rows)) => {
+                            pending.extend(rows);
+                            if pending.len() >= BATCH {
+                                write(&db, &mut pending).await;
+                            }
+                        }
+                        Some(Command::Flush(done)) => {
+                            write(&db, &mut pending).await;
+                            let _ = done.send(());
+                        }
+                        None => {
+                            write(&db, &mut pending).await;
+                            break;
+                        }
+                    },
+                    _ = ticker.tick() => write(&db, &mut pending).await,
+                }
+            }
+        });
+        AuditSink { tx }
+    }
+
+    /// Buffers READ events of patients returned to a caller.
+    pub async fn reads(
+        &self,
+        meta: &AuditMeta,
+        kind: EntityKind,
+        ids: impl IntoIterator<Item = Uuid>,
+    ) {
+        let rows: Vec<_> = ids
+            .into_iter()
+            .map(|id| meta.row(Action::Read, Some((kind, id)), Outcome::Success))
+            .collect();
+        if rows.is_empty() {
+            return;
+        }
+        if self.tx.send(Command::Record(rows)).await.is_err() {
+            tracing::error!("audit writer stopped; read events lost");
+        }
+    }
+
+    /// Waits until every event buffered so far is stored.
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Command::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+async fn write(db: &DatabaseConnection, pending: &mut Vec<audit_event::ActiveModel>) {
+    while !pending.is_empty() {
+        let rest = pending.split_off(pending.len().min(BATCH));
+        let batch = std::mem::replace(pending, rest);
+        let count = batch.len();
+        // Retry briefly: the database may be restarting; losing audit rows is worse than a late write.
+        let mut attempt = 0;
+        loop {
+            match audit_event::Entity::insert_many(batch.clone())
+                .exec(db)
+                .await
+            {
+                Ok(_) => break,
+                Err(e) if attempt < 5 => {
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, "audit write failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, count, "audit rows could not be written");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct AuditFilter {
+    pub user_id: Option<Uuid>,
+    pub action: Option<Action>,
+    pub entity: Option<(EntityKind, Option<Uuid>)>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// Audit events, newest first. Callers decide who may see which (admins: all; owners: their patient's).
+pub async fn list(
+    db: &impl ConnectionTrait,
+    filter: AuditFilter,
+    page: &PageRequest,
+) -> AppResult<Page<audit_event::Model>> {
+    let mut select = audit_event::Entity::find();
+    if let Some(user_id) = filter.user_id {
+        select = select.filter(audit_event::Column::UserId.eq(user_id));
+    }
+    if let Some(action) = filter.action {
+        select = select.filter(audit_event::Column::Action.eq(action.as_str()));
+    }
+    if let Some((kind, id)) = filter.entity {
+        select = select.filter(audit_event::Column::EntityType.eq(kind.as_str()));
+        if let Some(id) = id {
+            select = select.filter(audit_event::Column::EntityId.eq(id));
+        }
+    }
+    if let Some(from) = filter.from {
+        select = select.filter(audit_event::Column::OccurredAt.gte(from));
+    }
+    if let Some(to) = filter.to {
+        select = select.filter(audit_event::Column::OccurredAt.lt(to));
+    }
+    let keyset = Keyset {
+        sort: audit_event::Column::OccurredAt,
+        id: audit_event::Column::Id,
+        descending: true,
+        name: "OCCURRED_AT:DESC",
+    };
+    fetch_page(db, select, keyset, page, |e| {
+        (SortKey::Time(e.occurred_at), e.id)
+    })
+    .await
+}
