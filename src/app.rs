@@ -94,6 +94,8 @@ pub async fn connect_database(
     }
     // PostgreSQL cancels any statement that runs longer (SQLite has no such setting).
     options.statement_timeout(config.limits.statement_timeout);
+    // Fail fast when the database is gone, well within the request timeout.
+    options.acquire_timeout(config.limits.statement_timeout);
     let mut db = Database::connect(options)
         .await
         .with_context(|| format!("connecting to the database ({})", redact_url(url)))?;

@@ -184,6 +184,11 @@ impl Drop for TestApp {
 
 impl TestApp {
     pub async fn spawn(db: TestDb) -> TestApp {
+        Self::spawn_with(db, |_| {}).await
+    }
+
+    /// Like `spawn`, with the test configuration adjusted first (limits, rate limits, proxies …).
+    pub async fn spawn_with(db: TestDb, adjust: impl FnOnce(&mut Config)) -> TestApp {
         let (database_url, database) = match db {
             TestDb::Sqlite => ("sqlite::memory:".to_owned(), None),
             TestDb::Postgres => {
@@ -192,7 +197,8 @@ impl TestApp {
                 (url, Some(database))
             }
         };
-        let config = Config::for_tests(&database_url);
+        let mut config = Config::for_tests(&database_url);
+        adjust(&mut config);
         let password_min_length = config.password_min_length;
         let state = AppState::connect(&config)
             .await
