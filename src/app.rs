@@ -60,7 +60,7 @@ impl AppState {
         })
     }
 
-    /// Finishes what a graceful shutdown must not lose: buffered audit events.
+    /// Finishes what a graceful shutdown must not lose: buffered audit events. The pool stays usable.
     pub async fn shutdown(&self) {
         self.audit.flush().await;
     }

@@ -162,6 +162,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     println!("medgraph is running: GraphiQL at http://{addr}/graphql");
     app::serve(listener, app::router(state.clone())).await?;
     state.shutdown().await;
+    if let Err(e) = state.db.close_by_ref().await {
+        tracing::warn!(error = %e, "closing the database pool");
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -154,14 +154,10 @@ impl Patient {
         #[graphql(default = 20, desc = "Page size, 1 to 100.")] first: Option<i32>,
         #[graphql(desc = "Cursor to continue after (an `endCursor`).")] after: Option<String>,
     ) -> async_graphql::Result<crate::graphql::audit::AuditEventConnection> {
-        // Reaching a Patient object already proves ownership: every path to one is owner-scoped.
-        ctx.actor()?;
+        let actor = ctx.actor()?;
         let page = PageRequest::parse(first, after)?;
-        let filter = audit::AuditFilter {
-            entity: Some((EntityKind::Patient, Some(self.model.id))),
-            ..Default::default()
-        };
-        let result = audit::list(&ctx.app()?.db, filter, &page).await?;
+        let id = PatientId(self.model.id);
+        let result = audit::list_for_patient(&ctx.app()?.db, &actor, id, &page).await?;
         Ok(crate::graphql::audit::AuditEventConnection::from_page(
             result,
         ))

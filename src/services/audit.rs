@@ -16,11 +16,14 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::{
+    auth::Actor,
+    domain::PatientId,
     entities::audit_event,
     error::{AppError, AppResult},
     services::{
         now,
         pagination::{Keyset, Page, PageRequest, SortKey, fetch_page},
+        patients,
     },
 };
 
@@ -313,8 +316,36 @@ pub struct AuditFilter {
     pub to: Option<DateTime<Utc>>,
 }
 
-/// Audit events, newest first. Callers decide who may see which (admins: all; owners: their patient's).
-pub async fn list(
+/// The whole trail, for admins only.
+pub async fn list_for_admin(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    filter: AuditFilter,
+    page: &PageRequest,
+) -> AppResult<Page<audit_event::Model>> {
+    if !actor.is_admin() {
+        return Err(AppError::Forbidden("Only admins can read the audit trail"));
+    }
+    list(db, filter, page).await
+}
+
+/// One patient's trail, for its owner only (NOT_FOUND otherwise, like any foreign patient).
+pub async fn list_for_patient(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    patient_id: PatientId,
+    page: &PageRequest,
+) -> AppResult<Page<audit_event::Model>> {
+    patients::require(db, actor, patient_id).await?;
+    let filter = AuditFilter {
+        entity: Some((EntityKind::Patient, Some(patient_id.0))),
+        ..AuditFilter::default()
+    };
+    list(db, filter, page).await
+}
+
+/// Audit events, newest first.
+async fn list(
     db: &impl ConnectionTrait,
     filter: AuditFilter,
     page: &PageRequest,
