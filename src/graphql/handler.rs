@@ -71,12 +71,35 @@ pub async fn post(
             return request_error(status, &message, &headers);
         }
     };
-    let batch: BatchRequest = match serde_json::from_slice(&body) {
-        Ok(batch) => batch,
+    // Parsed as plain JSON first: async-graphql would read a missing `query` as an empty document.
+    let json: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(json) => json,
         Err(e) => {
             return request_error(
                 StatusCode::BAD_REQUEST,
                 &format!("Malformed JSON body: {e}"),
+                &headers,
+            );
+        }
+    };
+    let well_formed = match &json {
+        serde_json::Value::Object(_) => has_query(&json),
+        serde_json::Value::Array(items) => items.iter().all(has_query),
+        _ => false,
+    };
+    if !well_formed {
+        return request_error(
+            StatusCode::BAD_REQUEST,
+            "A GraphQL request is a JSON object with a string `query` (or an array of them)",
+            &headers,
+        );
+    }
+    let batch: BatchRequest = match serde_json::from_value(json) {
+        Ok(batch) => batch,
+        Err(e) => {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                &format!("Invalid GraphQL request: {e}"),
                 &headers,
             );
         }
@@ -110,6 +133,18 @@ pub async fn get(
         .is_some_and(|accept| accept.contains("text/html"));
     if wants_html && !query_string.contains("query=") {
         return crate::graphiql::page();
+    }
+    let has_param = |name: &str| {
+        query_string
+            .split('&')
+            .any(|pair| pair.split('=').next() == Some(name))
+    };
+    if !has_param("query") && !has_param("extensions") {
+        return request_error(
+            StatusCode::BAD_REQUEST,
+            "A GraphQL GET request needs a `query` parameter",
+            &headers,
+        );
     }
     let request = match async_graphql::http::parse_query_string(query_string) {
         Ok(request) => request,
@@ -190,7 +225,53 @@ async fn execute(
     if let Some(request_id) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
         tag_internal_errors(&mut response, request_id);
     }
-    json_response(StatusCode::OK, &response, headers)
+    match response {
+        BatchResponse::Single(r) => {
+            let rejected = is_request_error(&r);
+            let body = without_data_if(rejected, &r);
+            // GraphQL over HTTP: a request error (parse, validation, variable coercion) is a 400 for
+            // clients that accept application/graphql-response+json; legacy JSON clients expect 200.
+            let status = if rejected && response_content_type(headers) == GRAPHQL_RESPONSE_JSON {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::OK
+            };
+            json_response(status, &body, headers)
+        }
+        BatchResponse::Batch(rs) => {
+            let bodies: Vec<serde_json::Value> = rs
+                .iter()
+                .map(|r| without_data_if(is_request_error(r), r))
+                .collect();
+            json_response(StatusCode::OK, &bodies, headers)
+        }
+    }
+}
+
+/// True when the request failed before execution (no data, and no error belongs to a field).
+fn is_request_error(response: &async_graphql::Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
+}
+
+/// The response as JSON, without its `data` key when the request never executed.
+fn without_data_if(rejected: bool, response: &async_graphql::Response) -> serde_json::Value {
+    let mut json =
+        serde_json::to_value(response).unwrap_or_else(|_| serde_json::json!({"errors": []}));
+    if rejected && let Some(object) = json.as_object_mut() {
+        object.remove("data");
+    }
+    json
+}
+
+fn has_query(request: &serde_json::Value) -> bool {
+    let persisted = request.pointer("/extensions/persistedQuery").is_some();
+    match request.get("query") {
+        Some(serde_json::Value::String(_)) => true,
+        None | Some(serde_json::Value::Null) => persisted,
+        Some(_) => false,
+    }
 }
 
 /// The client's address: the socket peer, or, when the peer is a trusted proxy, the nearest address in
@@ -288,7 +369,10 @@ fn json_response(
     match serde_json::to_vec(body) {
         Ok(bytes) => (
             status,
-            [(header::CONTENT_TYPE, response_content_type(headers))],
+            [(
+                header::CONTENT_TYPE,
+                format!("{}; charset=utf-8", response_content_type(headers)),
+            )],
             bytes,
         )
             .into_response(),
