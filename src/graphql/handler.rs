@@ -249,10 +249,15 @@ async fn execute(
 }
 
 /// True when the request failed before execution (no data, and no error belongs to a field).
+/// "PersistedQueryNotFound" is the normal first step of Apollo APQ, not a failure: clients retry with
+/// the full document, and they expect it with HTTP 200.
 fn is_request_error(response: &async_graphql::Response) -> bool {
     response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
-        && response.errors.iter().all(|e| e.path.is_empty())
+        && response
+            .errors
+            .iter()
+            .all(|e| e.path.is_empty() && e.message != "PersistedQueryNotFound")
 }
 
 /// The response as JSON, without its `data` key when the request never executed.

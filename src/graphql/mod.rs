@@ -14,7 +14,10 @@ pub mod mappings;
 pub mod patients;
 pub mod users;
 
-use async_graphql::{EmptySubscription, ID, MergedObject, Schema, SchemaBuilder};
+use async_graphql::{
+    EmptySubscription, ID, MergedObject, Schema, SchemaBuilder,
+    extensions::apollo_persisted_queries::{ApolloPersistedQueries, LruCacheStorage},
+};
 
 use crate::{app::AppState, error::AppError};
 
@@ -37,6 +40,9 @@ pub struct Mutation(
     mappings::MappingMutation,
 );
 
+/// Documents kept for automatic persisted queries (least recently used are dropped).
+pub const PERSISTED_QUERY_CACHE: usize = 1_000;
+
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// The schema with no data attached, so the SDL can be exported without a database.
@@ -52,6 +58,11 @@ pub fn build_schema(state: AppState) -> AppSchema {
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(limits.max_recursion)
         .limit_directives(limits.max_directives);
+    // Automatic persisted queries (Apollo APQ): clients send a hash instead of a known document.
+    // Bounded, so unique hashes cannot grow memory without limit.
+    builder = builder.extension(ApolloPersistedQueries::new(LruCacheStorage::new(
+        PERSISTED_QUERY_CACHE,
+    )));
     if !state.config.introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }
