@@ -151,6 +151,7 @@ pub fn router(state: AppState) -> Router {
         .route("/graphiql/{file}", get(crate::graphiql::asset))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .with_state(HttpState { schema, state })
         .layer(DefaultBodyLimit::max(config.limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
@@ -223,6 +224,16 @@ fn security_headers(production: bool) -> Vec<(HeaderName, HeaderValue)> {
         ));
     }
     headers
+}
+
+async fn metrics(State(http): State<HttpState>) -> impl axum::response::IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::observability::render(&http.state.db),
+    )
 }
 
 async fn readyz(State(http): State<HttpState>) -> (StatusCode, &'static str) {

@@ -9,5 +9,6 @@ pub mod entities;
 pub mod error;
 pub mod graphiql;
 pub mod graphql;
+pub mod observability;
 pub mod services;
 pub mod telemetry;

@@ -192,9 +192,11 @@ async fn execute(
         BatchRequest::Single(r) => vec![r.query.as_str()],
         BatchRequest::Batch(rs) => rs.iter().map(|r| r.query.as_str()).collect(),
     };
+    let mut document_names = Vec::with_capacity(queries.len());
     for query in queries {
-        if let Err(message) = limits::check(query, limits.max_tokens, limits.max_aliases) {
-            return request_error(StatusCode::BAD_REQUEST, &message, headers);
+        match limits::check(query, limits.max_tokens, limits.max_aliases) {
+            Ok(name) => document_names.push(name),
+            Err(message) => return request_error(StatusCode::BAD_REQUEST, &message, headers),
         }
     }
 
@@ -221,7 +223,30 @@ async fn execute(
         loaders,
         meta,
     });
+    let operation = match &batch {
+        BatchRequest::Single(r) => crate::observability::operation_label(
+            r.operation_name
+                .as_deref()
+                .or(document_names.first().and_then(Option::as_deref)),
+        ),
+        BatchRequest::Batch(_) => "batch".to_owned(),
+    };
+    let user_id = match caller {
+        Caller::Authenticated(actor) => Some(actor.user_id.to_string()),
+        _ => None,
+    };
+    let started = std::time::Instant::now();
     let mut response = http.schema.execute_batch(batch).await;
+    let elapsed = started.elapsed();
+    let codes = error_codes(&response);
+    crate::observability::record_request(&operation, elapsed, codes.iter().map(String::as_str));
+    tracing::info!(
+        operation,
+        user_id = user_id.as_deref().unwrap_or("-"),
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        errors = codes.len(),
+        "graphql request"
+    );
     if let Some(request_id) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
         tag_internal_errors(&mut response, request_id);
     }
@@ -249,6 +274,24 @@ async fn execute(
 }
 
 /// True when the request failed before execution (no data, and no error belongs to a field).
+/// The `extensions.code` of every error in the response ("NONE" for errors without one).
+fn error_codes(response: &BatchResponse) -> Vec<String> {
+    let responses: Vec<&async_graphql::Response> = match response {
+        BatchResponse::Single(r) => vec![r],
+        BatchResponse::Batch(rs) => rs.iter().collect(),
+    };
+    responses
+        .iter()
+        .flat_map(|r| r.errors.iter())
+        .map(
+            |e| match e.extensions.as_ref().and_then(|ext| ext.get("code")) {
+                Some(async_graphql::Value::String(code)) => code.clone(),
+                _ => "NONE".to_owned(),
+            },
+        )
+        .collect()
+}
+
 /// "PersistedQueryNotFound" is the normal first step of Apollo APQ, not a failure: clients retry with
 /// the full document, and they expect it with HTTP 200.
 fn is_request_error(response: &async_graphql::Response) -> bool {

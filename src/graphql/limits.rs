@@ -88,21 +88,27 @@ pub fn count_aliases(document: &ExecutableDocument) -> usize {
     operations + fragments
 }
 
-/// Checks a document against the token and alias limits; the error says which limit was hit.
-pub fn check(query: &str, max_tokens: usize, max_aliases: usize) -> Result<(), String> {
+/// Checks a document against the token and alias limits; the error says which limit was hit. Returns
+/// the document's operation name when it has exactly one named operation (for metrics and logs).
+pub fn check(query: &str, max_tokens: usize, max_aliases: usize) -> Result<Option<String>, String> {
     if count_tokens(query, max_tokens) > max_tokens {
         return Err(format!("Query too large: more than {max_tokens} tokens"));
     }
     // A document that does not parse is reported by the executor with its position.
-    if let Ok(document) = parse_query(query) {
-        let aliases = count_aliases(&document);
-        if aliases > max_aliases {
-            return Err(format!(
-                "Too many aliases: {aliases} (at most {max_aliases})"
-            ));
-        }
+    let Ok(document) = parse_query(query) else {
+        return Ok(None);
+    };
+    let aliases = count_aliases(&document);
+    if aliases > max_aliases {
+        return Err(format!(
+            "Too many aliases: {aliases} (at most {max_aliases})"
+        ));
     }
-    Ok(())
+    let mut names = document.operations.iter().map(|(name, _)| name);
+    Ok(match (names.next(), names.next()) {
+        (Some(Some(name)), None) => Some(name.to_string()),
+        _ => None,
+    })
 }
 
 /// Assumed size of an unpaginated nested list (a patient's doctors, a doctor's patients) when costing.
@@ -155,6 +161,10 @@ mod tests {
                 .expect_err("too big")
                 .contains("tokens")
         );
-        assert!(check("{ me { id } }", 100, 15).is_ok());
+        assert_eq!(check("{ me { id } }", 100, 15), Ok(None));
+        assert_eq!(
+            check("query Me { me { id } }", 100, 15),
+            Ok(Some("Me".into()))
+        );
     }
 }

@@ -156,17 +156,20 @@ impl UserMutation {
         ctx: &Context<'_>,
         input: LoginInput,
     ) -> async_graphql::Result<AuthPayload> {
-        ctx.limit_auth_attempt()?;
+        if let Err(limited) = ctx.limit_auth_attempt() {
+            crate::observability::record_login("rate_limited");
+            return Err(limited);
+        }
         let app = ctx.app()?;
-        Ok(accounts::login(
-            &app.db,
-            &app.auth,
-            &ctx.meta(),
-            &input.email,
-            &input.password,
-        )
-        .await?
-        .into())
+        let meta = ctx.meta();
+        let result =
+            accounts::login(&app.db, &app.auth, &meta, &input.email, &input.password).await;
+        crate::observability::record_login(match &result {
+            Ok(_) => "success",
+            Err(crate::error::AppError::RateLimited { .. }) => "rate_limited",
+            Err(_) => "failure",
+        });
+        Ok(result?.into())
     }
 
     /// Exchanges a refresh token for a new pair. Each refresh token works once; reusing a spent one
