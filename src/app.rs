@@ -30,7 +30,7 @@ use crate::{
     auth::{Auth, limiter::AuthRateLimiter},
     config::Config,
     graphql::{self, AppSchema},
-    services::audit::AuditSink,
+    services::{audit::AuditSink, events::EventBus},
 };
 
 #[derive(Clone)]
@@ -39,6 +39,7 @@ pub struct AppState {
     pub auth: Auth,
     pub config: Arc<Config>,
     pub audit: AuditSink,
+    pub events: EventBus,
     pub auth_limiter: Arc<AuthRateLimiter>,
     statements: Arc<AtomicU64>,
 }
@@ -52,6 +53,7 @@ impl AppState {
             .context("running migrations")?;
         Ok(AppState {
             audit: AuditSink::start(db.clone()),
+            events: EventBus::start(&db),
             auth: Auth::new(config),
             auth_limiter: Arc::new(AuthRateLimiter::new(&config.abuse)),
             config: Arc::new(config.clone()),
@@ -152,6 +154,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/graphql/ws", get(graphql::subscriptions::websocket))
         .with_state(HttpState { schema, state })
         .layer(DefaultBodyLimit::max(config.limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(

@@ -17,7 +17,8 @@ use crate::{
     },
     services::{
         assignments,
-        audit::{self, Action, EntityKind},
+        audit::{self, Action, EntityKind as AuditKind},
+        events::{DomainEvent, EventKind},
         pagination::PageRequest,
     },
 };
@@ -129,12 +130,13 @@ impl MappingMutation {
             &ctx.app()?.db,
             &ctx.meta(),
             Action::Create,
-            EntityKind::Mapping,
+            AuditKind::Mapping,
             None,
             async |txn| assignments::assign(txn, &actor, patient_id, doctor_id).await,
             |m| m.id,
         )
         .await?;
+        publish(ctx, EventKind::MappingAssigned, &mapping).await;
         Ok(mapping.into())
     }
 
@@ -150,12 +152,30 @@ impl MappingMutation {
             &ctx.app()?.db,
             &ctx.meta(),
             Action::Delete,
-            EntityKind::Mapping,
+            AuditKind::Mapping,
             Some(id.0),
             async |txn| assignments::unassign(txn, &actor, id).await,
-            |id| id.0,
+            |m| m.id,
         )
         .await?;
-        Ok(ID(removed.to_string()))
+        publish(ctx, EventKind::MappingUnassigned, &removed).await;
+        Ok(ID(removed.id.to_string()))
+    }
+}
+
+/// Tells subscribers (on every instance) about a committed change; a failure to notify is logged, the
+/// change itself already stands.
+async fn publish(ctx: &Context<'_>, kind: EventKind, mapping: &patient_doctor::Model) {
+    let Ok(actor) = ctx.actor() else { return };
+    let Ok(app) = ctx.app() else { return };
+    let event = DomainEvent {
+        kind,
+        owner_id: actor.user_id.0,
+        patient_id: mapping.patient_id,
+        doctor_id: Some(mapping.doctor_id),
+        mapping_id: Some(mapping.id),
+    };
+    if let Err(e) = app.events.publish(event).await {
+        tracing::warn!(error = ?e, "could not publish a mapping event");
     }
 }

@@ -8,6 +8,7 @@ pub mod limits;
 pub mod loaders;
 pub mod pagination;
 pub mod scalars;
+pub mod subscriptions;
 
 pub mod doctors;
 pub mod mappings;
@@ -15,7 +16,7 @@ pub mod patients;
 pub mod users;
 
 use async_graphql::{
-    EmptySubscription, ID, MergedObject, Schema, SchemaBuilder,
+    ID, MergedObject, Schema, SchemaBuilder,
     extensions::apollo_persisted_queries::{ApolloPersistedQueries, LruCacheStorage},
 };
 
@@ -43,11 +44,11 @@ pub struct Mutation(
 /// Documents kept for automatic persisted queries (least recently used are dropped).
 pub const PERSISTED_QUERY_CACHE: usize = 1_000;
 
-pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type AppSchema = Schema<Query, Mutation, subscriptions::Subscription>;
 
 /// The schema with no data attached, so the SDL can be exported without a database.
-pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+pub fn schema_builder() -> SchemaBuilder<Query, Mutation, subscriptions::Subscription> {
+    Schema::build(Query::default(), Mutation::default(), subscriptions::Subscription)
 }
 
 /// The served schema: limits from the configuration, introspection and suggestions only where allowed.

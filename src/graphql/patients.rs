@@ -17,6 +17,7 @@ use crate::{
     },
     services::{
         audit::{self, Action, EntityKind},
+        events::{DomainEvent, EventKind},
         pagination::PageRequest,
         patients::{self, NewPatient, Patch, PatientChanges, PatientSort},
     },
@@ -341,6 +342,7 @@ impl PatientMutation {
             |p| p.id,
         )
         .await?;
+        publish(ctx, EventKind::PatientCreated, created.id).await;
         Ok(created.into())
     }
 
@@ -377,6 +379,7 @@ impl PatientMutation {
             |p| p.id,
         )
         .await?;
+        publish(ctx, EventKind::PatientUpdated, updated.id).await;
         Ok(updated.into())
     }
 
@@ -394,6 +397,19 @@ impl PatientMutation {
             |id| id.0,
         )
         .await?;
+        publish(ctx, EventKind::PatientDeleted, deleted.0).await;
         Ok(ID(deleted.to_string()))
+    }
+}
+
+/// Tells subscribers (on every instance) about a committed change; a failure to notify is logged, the
+/// change itself already stands.
+async fn publish(ctx: &Context<'_>, kind: EventKind, patient_id: uuid::Uuid) {
+    let Ok(actor) = ctx.actor() else { return };
+    let Ok(app) = ctx.app() else { return };
+    let event =
+        DomainEvent { kind, owner_id: actor.user_id.0, patient_id, doctor_id: None, mapping_id: None };
+    if let Err(e) = app.events.publish(event).await {
+        tracing::warn!(error = ?e, "could not publish a patient event");
     }
 }

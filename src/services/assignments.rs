@@ -54,7 +54,7 @@ pub async fn unassign(
     db: &impl ConnectionTrait,
     actor: &Actor,
     id: MappingId,
-) -> AppResult<MappingId> {
+) -> AppResult<patient_doctor::Model> {
     let Some(mapping) = visible(actor)
         .filter(patient_doctor::Column::Id.eq(id.0))
         .one(db)
@@ -68,7 +68,7 @@ pub async fn unassign(
     if result.rows_affected == 0 {
         return Err(AppError::NotFound("Mapping"));
     }
-    Ok(id)
+    Ok(mapping)
 }
 
 /// The caller's mappings, optionally for one patient and/or one doctor, oldest first.

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod assignments;
 pub mod audit;
 pub mod doctors;
+pub mod events;
 pub mod pagination;
 pub mod patients;
 

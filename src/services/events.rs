@@ -1,0 +1,106 @@
+//! Change events for subscriptions. Every instance must see every change: on PostgreSQL events travel
+//! through LISTEN/NOTIFY (each instance, the publisher included, hears them from the database); on
+//! SQLite, which has a single instance, an in-process broadcast carries them.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use crate::error::AppResult;
+
+const CHANNEL: &str = "medgraph_events";
+/// Events buffered per subscriber; a subscriber that falls further behind skips the oldest.
+const BUFFER: usize = 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventKind {
+    PatientCreated,
+    PatientUpdated,
+    PatientDeleted,
+    MappingAssigned,
+    MappingUnassigned,
+}
+
+/// A change to one user's data. Carries ids only: subscribers load what they show, with their own
+/// permissions (and audit trail), so no patient data travels through the database's notify channel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainEvent {
+    pub kind: EventKind,
+    /// The user whose data changed: only their subscriptions receive it.
+    pub owner_id: Uuid,
+    pub patient_id: Uuid,
+    pub doctor_id: Option<Uuid>,
+    pub mapping_id: Option<Uuid>,
+}
+
+#[derive(Clone)]
+pub struct EventBus {
+    local: broadcast::Sender<DomainEvent>,
+    db: DatabaseConnection,
+}
+
+impl EventBus {
+    /// Starts the bus; on PostgreSQL also the task that LISTENs and forwards to local subscribers.
+    pub fn start(db: &DatabaseConnection) -> EventBus {
+        let (local, _) = broadcast::channel(BUFFER);
+        let bus = EventBus { local, db: db.clone() };
+        if db.get_database_backend() == DatabaseBackend::Postgres {
+            let pool = db.get_postgres_connection_pool().clone();
+            let forward = bus.local.clone();
+            tokio::spawn(async move { listen(pool, forward).await });
+        }
+        bus
+    }
+
+    /// Publishes a committed change to every instance's subscribers.
+    pub async fn publish(&self, event: DomainEvent) -> AppResult<()> {
+        if self.db.get_database_backend() == DatabaseBackend::Postgres {
+            let payload = serde_json::to_string(&event).map_err(anyhow::Error::from)?;
+            self.db
+                .execute_raw(Statement::from_sql_and_values(
+                    DatabaseBackend::Postgres,
+                    "SELECT pg_notify($1, $2)",
+                    [CHANNEL.into(), payload.into()],
+                ))
+                .await?;
+        } else {
+            // Having no subscriber is fine.
+            let _ = self.local.send(event);
+        }
+        Ok(())
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<DomainEvent> {
+        self.local.subscribe()
+    }
+}
+
+/// Forwards NOTIFY payloads to local subscribers, reconnecting after the database goes away.
+async fn listen(pool: sea_orm::sqlx::PgPool, forward: broadcast::Sender<DomainEvent>) {
+    while !pool.is_closed() {
+        match sea_orm::sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(mut listener) => match listener.listen(CHANNEL).await {
+                Ok(()) => loop {
+                    match listener.recv().await {
+                        Ok(notification) => match serde_json::from_str::<DomainEvent>(notification.payload()) {
+                            Ok(event) => {
+                                let _ = forward.send(event);
+                            }
+                            Err(e) => tracing::warn!(error = %e, "ignoring a malformed event"),
+                        },
+                        Err(e) => {
+                            tracing::warn!(error = %e, "event listener lost its connection; reconnecting");
+                            break;
+                        }
+                    }
+                },
+                Err(e) => tracing::warn!(error = %e, "LISTEN failed; retrying"),
+            },
+            Err(e) => tracing::warn!(error = %e, "event listener cannot connect; retrying"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}

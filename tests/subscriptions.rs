@@ -1,0 +1,166 @@
+//! Subscriptions over graphql-transport-ws at /graphql/ws: authenticated in connection_init, only the
+//! viewer's own changes, and (on PostgreSQL) changes made through another instance arrive too.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestApp, patient_input, scenario};
+use futures_util::{SinkExt, StreamExt};
+use medgraph::{app, config::Config};
+use serde_json::{Value, json};
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream, connect_async,
+    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
+};
+
+type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Longest wait for a message that must arrive.
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn open(app_addr: std::net::SocketAddr) -> Socket {
+    let mut request = format!("ws://{app_addr}/graphql/ws").into_client_request().expect("request");
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", HeaderValue::from_static("graphql-transport-ws"));
+    let (socket, response) = connect_async(request).await.expect("websocket handshake");
+    assert_eq!(
+        response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()),
+        Some("graphql-transport-ws")
+    );
+    socket
+}
+
+async fn send(socket: &mut Socket, message: Value) {
+    socket.send(Message::Text(message.to_string().into())).await.expect("send");
+}
+
+/// The next protocol message (pings answered), or None when the server closed the connection.
+async fn next(socket: &mut Socket) -> Option<Value> {
+    loop {
+        let message = tokio::time::timeout(WAIT, socket.next()).await.expect("a message within the wait")?;
+        match message.expect("websocket message") {
+            Message::Text(text) => {
+                let value: Value = serde_json::from_str(&text).expect("json message");
+                if value["type"] == "ping" {
+                    send(socket, json!({"type": "pong"})).await;
+                    continue;
+                }
+                return Some(value);
+            }
+            Message::Close(_) => return None,
+            _ => continue,
+        }
+    }
+}
+
+async fn subscribed(app_addr: std::net::SocketAddr, token: &str, query: &str) -> Socket {
+    let mut socket = open(app_addr).await;
+    send(&mut socket, json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}})).await;
+    assert_eq!(next(&mut socket).await.expect("ack")["type"], "connection_ack");
+    send(&mut socket, json!({"id": "1", "type": "subscribe", "payload": {"query": query}})).await;
+    socket
+}
+
+const PATIENT_EVENTS: &str = "subscription { patientEvents { action patientId patient { firstName } } }";
+
+scenario!(a_connection_without_a_valid_token_is_refused, |app| async move {
+    for payload in [json!({}), json!({"Authorization": "Bearer not-a-token"})] {
+        let mut socket = open(app.addr).await;
+        send(&mut socket, json!({"type": "connection_init", "payload": payload})).await;
+        let answer = next(&mut socket).await;
+        assert!(
+            answer.as_ref().is_none_or(|m| m["type"] != "connection_ack"),
+            "no ack without a valid token, got {answer:?}"
+        );
+    }
+});
+
+scenario!(patient_events_reach_only_their_owner, |app| async move {
+    let owner = app.signed_in_user().await;
+    let stranger = app.signed_in_user().await;
+    let mut socket = subscribed(app.addr, &owner.access, PATIENT_EVENTS).await;
+
+    // The stranger's change first: had it leaked, it would be the first message.
+    app.create_patient(&stranger.access, patient_input("Not", "Yours", 50)).await;
+    let id = app.create_patient(&owner.access, patient_input("Mine", "Only", 40)).await;
+
+    let event = next(&mut socket).await.expect("an event");
+    assert_eq!(event["type"], "next", "{event}");
+    let payload = &event["payload"]["data"]["patientEvents"];
+    assert_eq!(payload["action"], "CREATED");
+    assert_eq!(payload["patientId"], Value::String(id.clone()));
+    assert_eq!(payload["patient"]["firstName"], "Mine");
+
+    app.gql(owner.token(), "mutation($id: ID!) { deletePatient(id: $id) }", json!({"id": id})).await.data();
+    let deleted = next(&mut socket).await.expect("an event");
+    assert_eq!(deleted["payload"]["data"]["patientEvents"]["action"], "DELETED");
+    assert_eq!(deleted["payload"]["data"]["patientEvents"]["patient"], Value::Null);
+});
+
+scenario!(mapping_events_follow_assignments, |app| async move {
+    let owner = app.signed_in_user().await;
+    let mut socket = subscribed(
+        app.addr,
+        &owner.access,
+        "subscription { mappingEvents { action mappingId patient { firstName } doctor { lastName } } }",
+    )
+    .await;
+    let patient = app.create_patient(&owner.access, patient_input("Pat", "Ient", 30)).await;
+    let doctor = app.create_doctor(&owner.access, common::doctor_input("Doc", "Holliday", "Cardiology")).await;
+    let mapping = app.assign(&owner.access, &patient, &doctor).await;
+
+    let assigned = next(&mut socket).await.expect("an event");
+    let payload = &assigned["payload"]["data"]["mappingEvents"];
+    assert_eq!(payload["action"], "ASSIGNED", "{assigned}");
+    assert_eq!(payload["mappingId"], Value::String(mapping.clone()));
+    assert_eq!(payload["doctor"]["lastName"], "Holliday");
+
+    app.gql(owner.token(), "mutation($id: ID!) { unassignDoctor(mappingId: $id) }", json!({"id": mapping}))
+        .await
+        .data();
+    let unassigned = next(&mut socket).await.expect("an event");
+    assert_eq!(unassigned["payload"]["data"]["mappingEvents"]["action"], "UNASSIGNED");
+});
+
+/// A second server process on the same database, as behind a load balancer (PostgreSQL only).
+async fn second_instance(first: &TestApp) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let mut config = Config::for_tests(&first.state.config.database_url);
+    config.jwt_secret = first.state.config.jwt_secret.clone();
+    let state = app::AppState::connect(&config).await.expect("second instance");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(async move {
+        let _ = app::serve(listener, app::router(state)).await;
+    });
+    (addr, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_made_through_one_instance_reaches_a_subscriber_of_another() {
+    if common::postgres_admin_url().is_none() {
+        eprintln!("skipping: TEST_DATABASE_URL not set");
+        return;
+    }
+    let first = TestApp::spawn(common::TestDb::Postgres).await;
+    let (second, server) = second_instance(&first).await;
+    let owner = first.signed_in_user().await;
+
+    let mut socket = subscribed(second, &owner.access, PATIENT_EVENTS).await;
+    // Subscriptions start listening asynchronously: retry the change until the subscriber sees one.
+    let mut created = Vec::new();
+    let event = loop {
+        created.push(first.create_patient(&owner.access, patient_input("Cross", "Instance", 33)).await);
+        match tokio::time::timeout(Duration::from_millis(500), next(&mut socket)).await {
+            Ok(event) => break event.expect("an event"),
+            Err(_) if created.len() < 10 => continue,
+            Err(_) => panic!("no event reached the other instance after {} changes", created.len()),
+        }
+    };
+    let payload = &event["payload"]["data"]["patientEvents"];
+    assert_eq!(payload["action"], "CREATED", "{event}");
+    assert!(created.contains(&payload["patientId"].as_str().expect("id").to_owned()));
+    assert_eq!(payload["patient"]["firstName"], "Cross");
+    server.abort();
+}
