@@ -20,26 +20,37 @@ type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 const WAIT: Duration = Duration::from_secs(10);
 
 async fn open(app_addr: std::net::SocketAddr) -> Socket {
-    let mut request = format!("ws://{app_addr}/graphql/ws").into_client_request().expect("request");
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", HeaderValue::from_static("graphql-transport-ws"));
+    let mut request = format!("ws://{app_addr}/graphql/ws")
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        HeaderValue::from_static("graphql-transport-ws"),
+    );
     let (socket, response) = connect_async(request).await.expect("websocket handshake");
     assert_eq!(
-        response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()),
+        response
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok()),
         Some("graphql-transport-ws")
     );
     socket
 }
 
 async fn send(socket: &mut Socket, message: Value) {
-    socket.send(Message::Text(message.to_string().into())).await.expect("send");
+    socket
+        .send(Message::Text(message.to_string().into()))
+        .await
+        .expect("send");
 }
 
 /// The next protocol message (pings answered), or None when the server closed the connection.
 async fn next(socket: &mut Socket) -> Option<Value> {
     loop {
-        let message = tokio::time::timeout(WAIT, socket.next()).await.expect("a message within the wait")?;
+        let message = tokio::time::timeout(WAIT, socket.next())
+            .await
+            .expect("a message within the wait")?;
         match message.expect("websocket message") {
             Message::Text(text) => {
                 let value: Value = serde_json::from_str(&text).expect("json message");
@@ -57,25 +68,46 @@ async fn next(socket: &mut Socket) -> Option<Value> {
 
 async fn subscribed(app_addr: std::net::SocketAddr, token: &str, query: &str) -> Socket {
     let mut socket = open(app_addr).await;
-    send(&mut socket, json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}})).await;
-    assert_eq!(next(&mut socket).await.expect("ack")["type"], "connection_ack");
-    send(&mut socket, json!({"id": "1", "type": "subscribe", "payload": {"query": query}})).await;
+    send(
+        &mut socket,
+        json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}}),
+    )
+    .await;
+    assert_eq!(
+        next(&mut socket).await.expect("ack")["type"],
+        "connection_ack"
+    );
+    send(
+        &mut socket,
+        json!({"id": "1", "type": "subscribe", "payload": {"query": query}}),
+    )
+    .await;
     socket
 }
 
-const PATIENT_EVENTS: &str = "subscription { patientEvents { action patientId patient { firstName } } }";
+const PATIENT_EVENTS: &str =
+    "subscription { patientEvents { action patientId patient { firstName } } }";
 
-scenario!(a_connection_without_a_valid_token_is_refused, |app| async move {
-    for payload in [json!({}), json!({"Authorization": "Bearer not-a-token"})] {
-        let mut socket = open(app.addr).await;
-        send(&mut socket, json!({"type": "connection_init", "payload": payload})).await;
-        let answer = next(&mut socket).await;
-        assert!(
-            answer.as_ref().is_none_or(|m| m["type"] != "connection_ack"),
-            "no ack without a valid token, got {answer:?}"
-        );
+scenario!(
+    a_connection_without_a_valid_token_is_refused,
+    |app| async move {
+        for payload in [json!({}), json!({"Authorization": "Bearer not-a-token"})] {
+            let mut socket = open(app.addr).await;
+            send(
+                &mut socket,
+                json!({"type": "connection_init", "payload": payload}),
+            )
+            .await;
+            let answer = next(&mut socket).await;
+            assert!(
+                answer
+                    .as_ref()
+                    .is_none_or(|m| m["type"] != "connection_ack"),
+                "no ack without a valid token, got {answer:?}"
+            );
+        }
     }
-});
+);
 
 scenario!(patient_events_reach_only_their_owner, |app| async move {
     let owner = app.signed_in_user().await;
@@ -83,8 +115,11 @@ scenario!(patient_events_reach_only_their_owner, |app| async move {
     let mut socket = subscribed(app.addr, &owner.access, PATIENT_EVENTS).await;
 
     // The stranger's change first: had it leaked, it would be the first message.
-    app.create_patient(&stranger.access, patient_input("Not", "Yours", 50)).await;
-    let id = app.create_patient(&owner.access, patient_input("Mine", "Only", 40)).await;
+    app.create_patient(&stranger.access, patient_input("Not", "Yours", 50))
+        .await;
+    let id = app
+        .create_patient(&owner.access, patient_input("Mine", "Only", 40))
+        .await;
 
     let event = next(&mut socket).await.expect("an event");
     assert_eq!(event["type"], "next", "{event}");
@@ -93,10 +128,22 @@ scenario!(patient_events_reach_only_their_owner, |app| async move {
     assert_eq!(payload["patientId"], Value::String(id.clone()));
     assert_eq!(payload["patient"]["firstName"], "Mine");
 
-    app.gql(owner.token(), "mutation($id: ID!) { deletePatient(id: $id) }", json!({"id": id})).await.data();
+    app.gql(
+        owner.token(),
+        "mutation($id: ID!) { deletePatient(id: $id) }",
+        json!({"id": id}),
+    )
+    .await
+    .data();
     let deleted = next(&mut socket).await.expect("an event");
-    assert_eq!(deleted["payload"]["data"]["patientEvents"]["action"], "DELETED");
-    assert_eq!(deleted["payload"]["data"]["patientEvents"]["patient"], Value::Null);
+    assert_eq!(
+        deleted["payload"]["data"]["patientEvents"]["action"],
+        "DELETED"
+    );
+    assert_eq!(
+        deleted["payload"]["data"]["patientEvents"]["patient"],
+        Value::Null
+    );
 });
 
 scenario!(mapping_events_follow_assignments, |app| async move {
@@ -107,8 +154,15 @@ scenario!(mapping_events_follow_assignments, |app| async move {
         "subscription { mappingEvents { action mappingId patient { firstName } doctor { lastName } } }",
     )
     .await;
-    let patient = app.create_patient(&owner.access, patient_input("Pat", "Ient", 30)).await;
-    let doctor = app.create_doctor(&owner.access, common::doctor_input("Doc", "Holliday", "Cardiology")).await;
+    let patient = app
+        .create_patient(&owner.access, patient_input("Pat", "Ient", 30))
+        .await;
+    let doctor = app
+        .create_doctor(
+            &owner.access,
+            common::doctor_input("Doc", "Holliday", "Cardiology"),
+        )
+        .await;
     let mapping = app.assign(&owner.access, &patient, &doctor).await;
 
     let assigned = next(&mut socket).await.expect("an event");
@@ -117,19 +171,30 @@ scenario!(mapping_events_follow_assignments, |app| async move {
     assert_eq!(payload["mappingId"], Value::String(mapping.clone()));
     assert_eq!(payload["doctor"]["lastName"], "Holliday");
 
-    app.gql(owner.token(), "mutation($id: ID!) { unassignDoctor(mappingId: $id) }", json!({"id": mapping}))
-        .await
-        .data();
+    app.gql(
+        owner.token(),
+        "mutation($id: ID!) { unassignDoctor(mappingId: $id) }",
+        json!({"id": mapping}),
+    )
+    .await
+    .data();
     let unassigned = next(&mut socket).await.expect("an event");
-    assert_eq!(unassigned["payload"]["data"]["mappingEvents"]["action"], "UNASSIGNED");
+    assert_eq!(
+        unassigned["payload"]["data"]["mappingEvents"]["action"],
+        "UNASSIGNED"
+    );
 });
 
 /// A second server process on the same database, as behind a load balancer (PostgreSQL only).
 async fn second_instance(first: &TestApp) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
     let mut config = Config::for_tests(&first.state.config.database_url);
     config.jwt_secret = first.state.config.jwt_secret.clone();
-    let state = app::AppState::connect(&config).await.expect("second instance");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let state = app::AppState::connect(&config)
+        .await
+        .expect("second instance");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let server = tokio::spawn(async move {
         let _ = app::serve(listener, app::router(state)).await;
@@ -151,11 +216,18 @@ async fn a_change_made_through_one_instance_reaches_a_subscriber_of_another() {
     // Subscriptions start listening asynchronously: retry the change until the subscriber sees one.
     let mut created = Vec::new();
     let event = loop {
-        created.push(first.create_patient(&owner.access, patient_input("Cross", "Instance", 33)).await);
+        created.push(
+            first
+                .create_patient(&owner.access, patient_input("Cross", "Instance", 33))
+                .await,
+        );
         match tokio::time::timeout(Duration::from_millis(500), next(&mut socket)).await {
             Ok(event) => break event.expect("an event"),
             Err(_) if created.len() < 10 => continue,
-            Err(_) => panic!("no event reached the other instance after {} changes", created.len()),
+            Err(_) => panic!(
+                "no event reached the other instance after {} changes",
+                created.len()
+            ),
         }
     };
     let payload = &event["payload"]["data"]["patientEvents"];

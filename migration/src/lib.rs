@@ -11,6 +11,7 @@ mod m20261122_000005_create_refresh_tokens;
 mod m20261122_000006_create_audit_events;
 mod m20261122_000007_add_login_throttling_to_users;
 mod m20261122_000008_add_version_to_patients;
+mod m20261122_000009_add_search_text;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000006_create_audit_events::Migration),
             Box::new(m20261122_000007_add_login_throttling_to_users::Migration),
             Box::new(m20261122_000008_add_version_to_patients::Migration),
+            Box::new(m20261122_000009_add_search_text::Migration),
         ]
     }
 }

@@ -12,6 +12,8 @@ pub struct Model {
     #[sea_orm(unique)]
     pub email: String,
     pub phone: Option<String>,
+    /// Lower-cased names (and specialization) for case-insensitive search on both databases.
+    pub search_text: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -15,6 +15,8 @@ pub struct Model {
     pub phone: Option<String>,
     pub notes: Option<String>,
     pub version: i32,
+    /// Lower-cased names (and specialization) for case-insensitive search on both databases.
+    pub search_text: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

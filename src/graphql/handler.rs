@@ -195,7 +195,14 @@ async fn execute(
     let mut document_names = Vec::with_capacity(queries.len());
     for query in queries {
         match limits::check(query, limits.max_tokens, limits.max_aliases) {
-            Ok(name) => document_names.push(name),
+            Ok(info) if info.introspects && !http.state.config.introspection => {
+                return request_error(
+                    StatusCode::BAD_REQUEST,
+                    "Introspection is disabled on this server",
+                    headers,
+                );
+            }
+            Ok(info) => document_names.push(info.operation_name),
             Err(message) => return request_error(StatusCode::BAD_REQUEST, &message, headers),
         }
     }

@@ -88,15 +88,23 @@ pub fn count_aliases(document: &ExecutableDocument) -> usize {
     operations + fragments
 }
 
-/// Checks a document against the token and alias limits; the error says which limit was hit. Returns
-/// the document's operation name when it has exactly one named operation (for metrics and logs).
-pub fn check(query: &str, max_tokens: usize, max_aliases: usize) -> Result<Option<String>, String> {
+/// What the handler needs to know about a document that passed the limits.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct DocumentInfo {
+    /// The operation name when the document has exactly one named operation (for metrics and logs).
+    pub operation_name: Option<String>,
+    /// Whether it selects `__schema` or `__type` anywhere.
+    pub introspects: bool,
+}
+
+/// Checks a document against the token and alias limits; the error says which limit was hit.
+pub fn check(query: &str, max_tokens: usize, max_aliases: usize) -> Result<DocumentInfo, String> {
     if count_tokens(query, max_tokens) > max_tokens {
         return Err(format!("Query too large: more than {max_tokens} tokens"));
     }
     // A document that does not parse is reported by the executor with its position.
     let Ok(document) = parse_query(query) else {
-        return Ok(None);
+        return Ok(DocumentInfo::default());
     };
     let aliases = count_aliases(&document);
     if aliases > max_aliases {
@@ -105,10 +113,35 @@ pub fn check(query: &str, max_tokens: usize, max_aliases: usize) -> Result<Optio
         ));
     }
     let mut names = document.operations.iter().map(|(name, _)| name);
-    Ok(match (names.next(), names.next()) {
+    let operation_name = match (names.next(), names.next()) {
         (Some(Some(name)), None) => Some(name.to_string()),
         _ => None,
+    };
+    Ok(DocumentInfo {
+        operation_name,
+        introspects: introspects(&document),
     })
+}
+
+fn introspects(document: &ExecutableDocument) -> bool {
+    fn walk(set: &SelectionSet) -> bool {
+        set.items.iter().any(|item| match &item.node {
+            Selection::Field(field) => {
+                matches!(field.node.name.node.as_str(), "__schema" | "__type")
+                    || walk(&field.node.selection_set.node)
+            }
+            Selection::InlineFragment(fragment) => walk(&fragment.node.selection_set.node),
+            Selection::FragmentSpread(_) => false,
+        })
+    }
+    document
+        .operations
+        .iter()
+        .any(|(_, op)| walk(&op.node.selection_set.node))
+        || document
+            .fragments
+            .values()
+            .any(|f| walk(&f.node.selection_set.node))
 }
 
 /// Assumed size of an unpaginated nested list (a patient's doctors, a doctor's patients) when costing.
@@ -161,10 +194,16 @@ mod tests {
                 .expect_err("too big")
                 .contains("tokens")
         );
-        assert_eq!(check("{ me { id } }", 100, 15), Ok(None));
-        assert_eq!(
-            check("query Me { me { id } }", 100, 15),
-            Ok(Some("Me".into()))
+        assert_eq!(check("{ me { id } }", 100, 15), Ok(DocumentInfo::default()));
+        let named = check("query Me { me { id } }", 100, 15).expect("ok");
+        assert_eq!(named.operation_name.as_deref(), Some("Me"));
+        assert!(
+            check(r#"{ a: __type(name: "User") { name } }"#, 100, 15)
+                .expect("ok")
+                .introspects
         );
+        let fragment = "{ ...F } fragment F on Query { __schema { types { name } } }";
+        assert!(check(fragment, 100, 15).expect("ok").introspects);
+        assert!(!check("{ __typename }", 100, 15).expect("ok").introspects);
     }
 }

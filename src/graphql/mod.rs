@@ -48,7 +48,11 @@ pub type AppSchema = Schema<Query, Mutation, subscriptions::Subscription>;
 
 /// The schema with no data attached, so the SDL can be exported without a database.
 pub fn schema_builder() -> SchemaBuilder<Query, Mutation, subscriptions::Subscription> {
-    Schema::build(Query::default(), Mutation::default(), subscriptions::Subscription)
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        subscriptions::Subscription,
+    )
 }
 
 /// The served schema: limits from the configuration, introspection and suggestions only where allowed.

@@ -407,8 +407,13 @@ impl PatientMutation {
 async fn publish(ctx: &Context<'_>, kind: EventKind, patient_id: uuid::Uuid) {
     let Ok(actor) = ctx.actor() else { return };
     let Ok(app) = ctx.app() else { return };
-    let event =
-        DomainEvent { kind, owner_id: actor.user_id.0, patient_id, doctor_id: None, mapping_id: None };
+    let event = DomainEvent {
+        kind,
+        owner_id: actor.user_id.0,
+        patient_id,
+        doctor_id: None,
+        mapping_id: None,
+    };
     if let Err(e) = app.events.publish(event).await {
         tracing::warn!(error = ?e, "could not publish a patient event");
     }

@@ -2,14 +2,16 @@
 //! assignment changes, from whichever instance made them. Authenticated by the access token in
 //! `connection_init`; a connection without a valid one is refused.
 
-use async_graphql::{ComplexObject, Context, Data, Enum, ID, SimpleObject, Subscription, futures_util::Stream};
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql::{
+    ComplexObject, Context, Data, Enum, ID, SimpleObject, Subscription, futures_util::Stream,
+};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::{
     extract::{ConnectInfo, State, WebSocketUpgrade},
     http::HeaderMap,
     response::{IntoResponse, Response},
 };
-use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use std::net::SocketAddr;
 use tokio_stream::{StreamExt, wrappers::BroadcastStream};
 
@@ -57,7 +59,11 @@ impl PatientEvent {
     /// The patient as it is now; null once deleted.
     async fn patient(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Patient>> {
         let loader = required(&ctx.loaders()?.patient_by_id)?;
-        Ok(loader.load_one(self.id).await.map_err(load_error)?.map(Patient::from))
+        Ok(loader
+            .load_one(self.id)
+            .await
+            .map_err(load_error)?
+            .map(Patient::from))
     }
 }
 
@@ -93,13 +99,21 @@ impl MappingEvent {
     /// The patient as it is now; null once deleted.
     async fn patient(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Patient>> {
         let loader = required(&ctx.loaders()?.patient_by_id)?;
-        Ok(loader.load_one(self.patient).await.map_err(load_error)?.map(Patient::from))
+        Ok(loader
+            .load_one(self.patient)
+            .await
+            .map_err(load_error)?
+            .map(Patient::from))
     }
 
     /// The doctor as it is now; null once deleted.
     async fn doctor(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Doctor>> {
         let loader = required(&ctx.loaders()?.doctor_by_id)?;
-        Ok(loader.load_one(self.doctor).await.map_err(load_error)?.map(Doctor::from))
+        Ok(loader
+            .load_one(self.doctor)
+            .await
+            .map_err(load_error)?
+            .map(Doctor::from))
     }
 }
 
@@ -110,7 +124,10 @@ pub struct Subscription;
 #[Subscription]
 impl Subscription {
     /// Changes to the viewer's patients (never anyone else's), as they are committed.
-    async fn patient_events(&self, ctx: &Context<'_>) -> async_graphql::Result<impl Stream<Item = PatientEvent>> {
+    async fn patient_events(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<impl Stream<Item = PatientEvent>> {
         let owner = ctx.actor()?.user_id.0;
         let events = BroadcastStream::new(ctx.app()?.events.subscribe());
         Ok(events.filter_map(move |event| {
@@ -121,12 +138,19 @@ impl Subscription {
                 EventKind::PatientDeleted => PatientEventAction::Deleted,
                 EventKind::MappingAssigned | EventKind::MappingUnassigned => return None,
             };
-            Some(PatientEvent { action, patient_id: ID(event.patient_id.to_string()), id: PatientId(event.patient_id) })
+            Some(PatientEvent {
+                action,
+                patient_id: ID(event.patient_id.to_string()),
+                id: PatientId(event.patient_id),
+            })
         }))
     }
 
     /// Changes to the assignments of the viewer's patients, as they are committed.
-    async fn mapping_events(&self, ctx: &Context<'_>) -> async_graphql::Result<impl Stream<Item = MappingEvent>> {
+    async fn mapping_events(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<impl Stream<Item = MappingEvent>> {
         let owner = ctx.actor()?.user_id.0;
         let events = BroadcastStream::new(ctx.app()?.events.subscribe());
         Ok(events.filter_map(move |event| {
@@ -157,8 +181,12 @@ pub async fn websocket(
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let client_ip = crate::graphql::handler::client_ip(peer.ip(), &headers, &http.state.config.trusted_proxies);
-    let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let client_ip =
+        crate::graphql::handler::client_ip(peer.ip(), &headers, &http.state.config.trusted_proxies);
+    let request_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let state = http.state.clone();
     let schema = http.schema.clone();
     upgrade
@@ -166,13 +194,18 @@ pub async fn websocket(
         .on_upgrade(move |socket| async move {
             GraphQLWebSocket::new(socket, schema, protocol)
                 .on_connection_init(move |payload| async move {
-                    let token = token_from(&payload).ok_or_else(|| async_graphql::Error::from(AppError::Unauthenticated))?;
+                    let token = token_from(&payload)
+                        .ok_or_else(|| async_graphql::Error::from(AppError::Unauthenticated))?;
                     let actor = state
                         .auth
                         .tokens
                         .verify_access(&token)
                         .map_err(|_| async_graphql::Error::from(AppError::Unauthenticated))?;
-                    let meta = AuditMeta { user_id: Some(actor.user_id.0), client_ip: Some(client_ip), request_id };
+                    let meta = AuditMeta {
+                        user_id: Some(actor.user_id.0),
+                        client_ip: Some(client_ip),
+                        request_id,
+                    };
                     let mut data = Data::default();
                     data.insert(RequestData {
                         caller: Caller::Authenticated(actor),
@@ -193,11 +226,21 @@ fn token_from(payload: &serde_json::Value) -> Option<String> {
     let raw = ["Authorization", "authorization", "token", "accessToken"]
         .iter()
         .find_map(|key| payload.get(key).and_then(|v| v.as_str()))
-        .or_else(|| payload.pointer("/headers/Authorization").and_then(|v| v.as_str()))
-        .or_else(|| payload.pointer("/headers/authorization").and_then(|v| v.as_str()))?;
+        .or_else(|| {
+            payload
+                .pointer("/headers/Authorization")
+                .and_then(|v| v.as_str())
+        })
+        .or_else(|| {
+            payload
+                .pointer("/headers/authorization")
+                .and_then(|v| v.as_str())
+        })?;
     let token = raw.trim();
     let token = match token.split_once(' ') {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+        // GraphiQL's pre-filled "Bearer " with no token yet.
+        None if token.eq_ignore_ascii_case("bearer") => "",
         _ => token,
     };
     (!token.is_empty()).then(|| token.to_owned())
@@ -217,7 +260,10 @@ mod tests {
         ] {
             assert_eq!(token_from(&payload).as_deref(), Some("abc"), "{payload}");
         }
-        assert_eq!(token_from(&serde_json::json!({"Authorization": "Bearer "})), None);
+        assert_eq!(
+            token_from(&serde_json::json!({"Authorization": "Bearer "})),
+            None
+        );
         assert_eq!(token_from(&serde_json::json!({})), None);
     }
 }

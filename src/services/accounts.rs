@@ -4,7 +4,7 @@
 use chrono::Duration as ChronoDuration;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    Set, TransactionTrait,
+    Set,
     sea_query::{Expr, ExprTrait},
 };
 use uuid::Uuid;
@@ -47,7 +47,7 @@ pub async fn register(
     // Hash before the transaction, so no connection is held during the slow part; the account, its
     // first session and their audit rows then commit together, or none does.
     let model = new_user(auth, input, role).await?;
-    let txn = db.begin().await?;
+    let txn = crate::services::begin_write(db).await?;
     let user = insert_user(&txn, model).await?;
     let meta = meta.for_user(user.id);
     audit::record(
@@ -295,7 +295,7 @@ pub async fn refresh(
         return Err(AppError::InvalidRefreshToken);
     }
 
-    let txn = db.begin().await?;
+    let txn = crate::services::begin_write(db).await?;
     let (token, token_hash) = new_refresh_token();
     let new_id = Uuid::now_v7();
     // Spend the old token only if nobody else spent it first: the loser of a race is treated as reuse.
@@ -341,7 +341,7 @@ pub async fn logout(db: &DatabaseConnection, meta: &AuditMeta, presented: &str) 
     else {
         return Ok(false);
     };
-    let txn = db.begin().await?;
+    let txn = crate::services::begin_write(db).await?;
     let result = refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::RevokedAt, Expr::value(now()))
         .filter(refresh_token::Column::Id.eq(token.id))
@@ -408,7 +408,7 @@ pub async fn change_password(
         .map_err(|reason| AppError::field("newPassword", reason))?;
     let password_hash = auth.hasher.hash(new_password).await?;
 
-    let txn = db.begin().await?;
+    let txn = crate::services::begin_write(db).await?;
     let user_id = user.id;
     let mut model: user::ActiveModel = user.into();
     model.password_hash = Set(password_hash);

@@ -10,7 +10,7 @@ use std::{net::IpAddr, time::Duration};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, QueryFilter, Set, TransactionTrait,
+    EntityTrait, QueryFilter, Set,
 };
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -176,7 +176,7 @@ pub async fn in_transaction<T>(
     change: impl AsyncFnOnce(&DatabaseTransaction) -> AppResult<T>,
     id_of: impl Fn(&T) -> Uuid,
 ) -> AppResult<T> {
-    let txn = db.begin().await?;
+    let txn = crate::services::begin_write(db).await?;
     match change(&txn).await {
         Ok(value) => {
             record(

@@ -2,8 +2,7 @@
 //! changes or removes an entry.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, Select,
-    Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Select, Set,
     sea_query::{Expr, ExprTrait, Func, LikeExpr},
 };
 use uuid::Uuid;
@@ -17,6 +16,7 @@ use crate::{
         like_pattern, now,
         pagination::{Keyset, Page, PageRequest, SortKey, fetch_page},
         patients::{PHONE_MAX, Patch},
+        search_text,
     },
 };
 
@@ -79,6 +79,7 @@ pub async fn create(
         )));
     };
     let at = now();
+    let search = search_text(&[&first_name, &last_name, &specialization]);
     doctor::ActiveModel {
         id: Set(Uuid::now_v7()),
         created_by: Set(Some(actor.user_id.0)),
@@ -86,6 +87,7 @@ pub async fn create(
         last_name: Set(last_name),
         specialization: Set(specialization),
         email: Set(email.into_inner()),
+        search_text: Set(search),
         phone: Set(phone),
         created_at: Set(at),
         updated_at: Set(at),
@@ -181,6 +183,11 @@ pub async fn update(
         }
     }
     v.finish()?;
+    model.search_text = Set(search_text(&[
+        model.first_name.try_as_ref().map_or("", String::as_str),
+        model.last_name.try_as_ref().map_or("", String::as_str),
+        model.specialization.try_as_ref().map_or("", String::as_str),
+    ]));
     model.updated_at = Set(now());
     model
         .update(db)
@@ -272,21 +279,12 @@ fn filtered(
     }
     v.finish()?;
     if let Some(search) = filter.search.as_deref() {
-        // Every word must match the first name, last name or specialization, case-insensitively.
+        // Every word must appear in the name or specialization, case-insensitively.
         for term in search.split_whitespace() {
-            let pattern = like_pattern(term);
-            let mut any = Condition::any();
-            for column in [
-                doctor::Column::FirstName,
-                doctor::Column::LastName,
-                doctor::Column::Specialization,
-            ] {
-                any = any.add(
-                    Expr::expr(Func::lower(Expr::col(column)))
-                        .like(LikeExpr::new(pattern.clone()).escape('\\')),
-                );
-            }
-            select = select.filter(any);
+            select = select.filter(
+                Expr::col(doctor::Column::SearchText)
+                    .like(LikeExpr::new(like_pattern(term)).escape('\\')),
+            );
         }
     }
     if let Some(specialization) = filter

@@ -46,7 +46,10 @@ impl EventBus {
     /// Starts the bus; on PostgreSQL also the task that LISTENs and forwards to local subscribers.
     pub fn start(db: &DatabaseConnection) -> EventBus {
         let (local, _) = broadcast::channel(BUFFER);
-        let bus = EventBus { local, db: db.clone() };
+        let bus = EventBus {
+            local,
+            db: db.clone(),
+        };
         if db.get_database_backend() == DatabaseBackend::Postgres {
             let pool = db.get_postgres_connection_pool().clone();
             let forward = bus.local.clone();
@@ -85,12 +88,14 @@ async fn listen(pool: sea_orm::sqlx::PgPool, forward: broadcast::Sender<DomainEv
             Ok(mut listener) => match listener.listen(CHANNEL).await {
                 Ok(()) => loop {
                     match listener.recv().await {
-                        Ok(notification) => match serde_json::from_str::<DomainEvent>(notification.payload()) {
-                            Ok(event) => {
-                                let _ = forward.send(event);
+                        Ok(notification) => {
+                            match serde_json::from_str::<DomainEvent>(notification.payload()) {
+                                Ok(event) => {
+                                    let _ = forward.send(event);
+                                }
+                                Err(e) => tracing::warn!(error = %e, "ignoring a malformed event"),
                             }
-                            Err(e) => tracing::warn!(error = %e, "ignoring a malformed event"),
-                        },
+                        }
                         Err(e) => {
                             tracing::warn!(error = %e, "event listener lost its connection; reconnecting");
                             break;

@@ -91,6 +91,21 @@ fn decode_cursor(cursor: &str, ordering: &str) -> AppResult<(SortKey, Uuid)> {
     Ok((data.k, data.i))
 }
 
+/// Whether a cursor's key has the type of the sort column (a tampered cursor must not reach SQL).
+fn key_fits(key: &SortKey, column: &impl ColumnTrait) -> bool {
+    use sea_orm::ColumnType;
+    matches!(
+        (key, column.def().get_column_type()),
+        (
+            SortKey::Time(_),
+            ColumnType::TimestampWithTimeZone | ColumnType::Timestamp | ColumnType::DateTime
+        ) | (
+            SortKey::Text(_),
+            ColumnType::String(_) | ColumnType::Text | ColumnType::Char(_)
+        ) | (SortKey::Date(_), ColumnType::Date)
+    )
+}
+
 /// One page of rows plus what the connection needs.
 pub struct Page<T> {
     pub items: Vec<(String, T)>,
@@ -133,6 +148,9 @@ where
     let mut query = select;
     if let Some(cursor) = &page.after {
         let (key, last_id) = decode_cursor(cursor, ordering)?;
+        if !key_fits(&key, &sort) {
+            return Err(AppError::field("after", "is not a valid cursor"));
+        }
         let key = Value::from(key);
         let condition = if descending {
             Condition::any()

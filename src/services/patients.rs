@@ -3,9 +3,8 @@
 
 use chrono::NaiveDate;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, Select,
-    Set,
-    sea_query::{Expr, ExprTrait, Func, LikeExpr},
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Select, Set,
+    sea_query::{Expr, ExprTrait, LikeExpr},
 };
 use uuid::Uuid;
 
@@ -17,6 +16,7 @@ use crate::{
     services::{
         like_pattern, now,
         pagination::{Keyset, Page, PageRequest, SortKey, fetch_page},
+        search_text,
     },
 };
 
@@ -114,6 +114,7 @@ pub async fn create(
     };
 
     let at = now();
+    let search = search_text(&[&first_name, &last_name]);
     Ok(patient::ActiveModel {
         id: Set(Uuid::now_v7()),
         owner_id: Set(actor.user_id.0),
@@ -124,6 +125,7 @@ pub async fn create(
         gender: Set(input.gender.as_str().to_owned()),
         address: Set(address),
         phone: Set(phone),
+        search_text: Set(search),
         notes: Set(notes),
         version: Set(1),
         created_at: Set(at),
@@ -237,6 +239,10 @@ pub async fn update(
     {
         return Err(AppError::Conflict(STALE));
     }
+    model.search_text = Set(search_text(&[
+        model.first_name.try_as_ref().map_or("", String::as_str),
+        model.last_name.try_as_ref().map_or("", String::as_str),
+    ]));
     model.updated_at = Set(now());
     model.version = Set(current.version + 1);
     // Conditional on the version read above, so a concurrent update is never silently overwritten.
@@ -393,19 +399,11 @@ fn filtered(
     v.finish()?;
 
     if let Some(search) = filter.search.as_deref() {
-        // Every word must match the first or the last name, case-insensitively.
+        // Every word must appear in the name, case-insensitively (search_text is lower-cased in Rust).
         for term in search.split_whitespace() {
-            let pattern = like_pattern(term);
             select = select.filter(
-                Condition::any()
-                    .add(
-                        Expr::expr(Func::lower(Expr::col(patient::Column::FirstName)))
-                            .like(LikeExpr::new(pattern.clone()).escape('\\')),
-                    )
-                    .add(
-                        Expr::expr(Func::lower(Expr::col(patient::Column::LastName)))
-                            .like(LikeExpr::new(pattern).escape('\\')),
-                    ),
+                Expr::col(patient::Column::SearchText)
+                    .like(LikeExpr::new(like_pattern(term)).escape('\\')),
             );
         }
     }

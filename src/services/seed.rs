@@ -5,7 +5,7 @@ use std::fmt;
 
 use chrono::{Duration, NaiveDate};
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
-use sea_orm::{DatabaseConnection, EntityTrait, Set, TransactionTrait};
+use sea_orm::{DatabaseConnection, EntityTrait, Set};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -16,7 +16,7 @@ use crate::{
     error::AppResult,
     services::{
         accounts::{self, Registration},
-        now,
+        now, search_text,
     },
 };
 
@@ -166,7 +166,7 @@ pub async fn run(
     let seed: [u8; 32] = Sha256::digest(options.run_id.as_bytes()).into();
     let mut rng = StdRng::from_seed(seed);
     let today = chrono::Utc::now().date_naive();
-    let txn = db.begin().await?;
+    let txn = crate::services::begin_write(db).await?;
     let mut report = SeedReport {
         password: options.password.clone(),
         ..SeedReport::default()
@@ -195,15 +195,18 @@ pub async fn run(
         let at = now();
         let id = Uuid::now_v7();
         doctor_ids.push(id);
+        let first = *FIRST_NAMES.choose(&mut rng).unwrap_or(&"Sam");
+        let last = *LAST_NAMES.choose(&mut rng).unwrap_or(&"Lee");
+        let specialization = *SPECIALIZATIONS
+            .choose(&mut rng)
+            .unwrap_or(&"Family Medicine");
         doctors.push(doctor::ActiveModel {
             id: Set(id),
             created_by: Set(first_creator),
-            first_name: Set((*FIRST_NAMES.choose(&mut rng).unwrap_or(&"Sam")).to_owned()),
-            last_name: Set((*LAST_NAMES.choose(&mut rng).unwrap_or(&"Lee")).to_owned()),
-            specialization: Set((*SPECIALIZATIONS
-                .choose(&mut rng)
-                .unwrap_or(&"Family Medicine"))
-            .to_owned()),
+            first_name: Set(first.to_owned()),
+            last_name: Set(last.to_owned()),
+            specialization: Set(specialization.to_owned()),
+            search_text: Set(search_text(&[first, last, specialization])),
             email: Set(format!(
                 "seed-{}-doctor{}@clinic.example",
                 slug(&options.run_id),
@@ -235,11 +238,14 @@ pub async fn run(
             let age_days = rng.random_range(0..(95 * 365));
             let birth = today - Duration::days(age_days);
             let estimated = rng.random_bool(0.2);
+            let first = *FIRST_NAMES.choose(&mut rng).unwrap_or(&"Alex");
+            let last = *LAST_NAMES.choose(&mut rng).unwrap_or(&"Doe");
             patients.push(patient::ActiveModel {
                 id: Set(id),
                 owner_id: Set(*owner),
-                first_name: Set((*FIRST_NAMES.choose(&mut rng).unwrap_or(&"Alex")).to_owned()),
-                last_name: Set((*LAST_NAMES.choose(&mut rng).unwrap_or(&"Doe")).to_owned()),
+                first_name: Set(first.to_owned()),
+                last_name: Set(last.to_owned()),
+                search_text: Set(search_text(&[first, last])),
                 birth_date: Set(if estimated {
                     estimated_birth(birth, today)
                 } else {
