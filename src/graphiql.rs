@@ -26,6 +26,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../assets/graphiql/graphiql.min.js"),
     ),
     (
+        "graphql-ws.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/graphiql/graphql-ws.min.js"),
+    ),
+    (
         "graphiql.min.css",
         "text/css; charset=utf-8",
         include_bytes!("../assets/graphiql/graphiql.min.css"),

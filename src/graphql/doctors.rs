@@ -180,7 +180,11 @@ impl DoctorQuery {
     }
 
     /// One doctor; null when there is none with this id.
-    async fn doctor(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Doctor>> {
+    async fn doctor(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The doctor's id.")] id: ID,
+    ) -> async_graphql::Result<Option<Doctor>> {
         ctx.actor()?;
         let id = parse_id("id", &id, DoctorId::parse)?;
         Ok(doctors::get(&ctx.app()?.db, id).await?.map(Doctor::from))
@@ -196,7 +200,7 @@ impl DoctorMutation {
     async fn create_doctor(
         &self,
         ctx: &Context<'_>,
-        input: CreateDoctorInput,
+        #[graphql(desc = "The new directory entry.")] input: CreateDoctorInput,
     ) -> async_graphql::Result<Doctor> {
         let actor = ctx.actor()?;
         let input = NewDoctor {
@@ -223,8 +227,8 @@ impl DoctorMutation {
     async fn update_doctor(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-        input: UpdateDoctorInput,
+        #[graphql(desc = "The doctor to change.")] id: ID,
+        #[graphql(desc = "The fields to change.")] input: UpdateDoctorInput,
     ) -> async_graphql::Result<Doctor> {
         let actor = ctx.actor()?;
         let id = parse_id("id", &id, DoctorId::parse)?;
@@ -249,7 +253,11 @@ impl DoctorMutation {
     }
 
     /// Removes a doctor and all its assignments; only its creator or an admin may. Returns its id.
-    async fn delete_doctor(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
+    async fn delete_doctor(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The doctor to remove.")] id: ID,
+    ) -> async_graphql::Result<ID> {
         let actor = ctx.actor()?;
         let id = parse_id("id", &id, DoctorId::parse)?;
         let deleted = audit::in_transaction(

@@ -102,7 +102,7 @@ impl MappingQuery {
     async fn doctors_for_patient(
         &self,
         ctx: &Context<'_>,
-        patient_id: ID,
+        #[graphql(desc = "One of your patients.")] patient_id: ID,
     ) -> async_graphql::Result<Vec<Doctor>> {
         let actor = ctx.actor()?;
         let patient_id = parse_id("patientId", &patient_id, PatientId::parse)?;
@@ -120,8 +120,8 @@ impl MappingMutation {
     async fn assign_doctor(
         &self,
         ctx: &Context<'_>,
-        patient_id: ID,
-        doctor_id: ID,
+        #[graphql(desc = "One of your patients.")] patient_id: ID,
+        #[graphql(desc = "A doctor from the directory.")] doctor_id: ID,
     ) -> async_graphql::Result<Mapping> {
         let actor = ctx.actor()?;
         let patient_id = parse_id("patientId", &patient_id, PatientId::parse)?;
@@ -144,7 +144,7 @@ impl MappingMutation {
     async fn unassign_doctor(
         &self,
         ctx: &Context<'_>,
-        mapping_id: ID,
+        #[graphql(desc = "The assignment to remove.")] mapping_id: ID,
     ) -> async_graphql::Result<ID> {
         let actor = ctx.actor()?;
         let id = parse_id("mappingId", &mapping_id, MappingId::parse)?;

@@ -296,7 +296,11 @@ impl PatientQuery {
     }
 
     /// One of the signed-in user's patients; null when it does not exist or is someone else's.
-    async fn patient(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Patient>> {
+    async fn patient(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The patient's id.")] id: ID,
+    ) -> async_graphql::Result<Option<Patient>> {
         let actor = ctx.actor()?;
         let id: PatientId = parse_id("id", &id, PatientId::parse)?;
         let app = ctx.app()?;
@@ -319,7 +323,7 @@ impl PatientMutation {
     async fn create_patient(
         &self,
         ctx: &Context<'_>,
-        input: CreatePatientInput,
+        #[graphql(desc = "The new patient.")] input: CreatePatientInput,
     ) -> async_graphql::Result<Patient> {
         let actor = ctx.actor()?;
         let input = NewPatient {
@@ -351,8 +355,8 @@ impl PatientMutation {
     async fn update_patient(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-        input: UpdatePatientInput,
+        #[graphql(desc = "The patient to change.")] id: ID,
+        #[graphql(desc = "The fields to change.")] input: UpdatePatientInput,
         #[graphql(desc = "The `version` the client last read; omit to update unconditionally.")]
         expected_version: Option<i32>,
     ) -> async_graphql::Result<Patient> {
@@ -384,7 +388,11 @@ impl PatientMutation {
     }
 
     /// Deletes one of the signed-in user's patients and its doctor assignments; returns its id.
-    async fn delete_patient(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
+    async fn delete_patient(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The patient to delete.")] id: ID,
+    ) -> async_graphql::Result<ID> {
         let actor = ctx.actor()?;
         let id: PatientId = parse_id("id", &id, PatientId::parse)?;
         let deleted = audit::in_transaction(

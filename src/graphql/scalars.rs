@@ -1,13 +1,13 @@
 //! The contract's `DateTime` (RFC 3339, UTC, `Z`) and `Date` (ISO 8601 calendar date) scalars.
 
-use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, Value};
+use async_graphql::{Description, InputValueError, InputValueResult, Scalar, ScalarType, Value};
 use chrono::{NaiveDate, SecondsFormat, Utc};
 
 /// An instant, as an RFC 3339 string in UTC, e.g. "2026-11-22T10:15:00Z".
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Description)]
 pub struct DateTime(pub chrono::DateTime<Utc>);
 
-#[Scalar(name = "DateTime")]
+#[Scalar(name = "DateTime", use_type_description)]
 impl ScalarType for DateTime {
     fn parse(value: Value) -> InputValueResult<Self> {
         match &value {
@@ -24,10 +24,10 @@ impl ScalarType for DateTime {
 }
 
 /// A calendar date, as an ISO 8601 string, e.g. "1991-04-30".
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Description)]
 pub struct Date(pub NaiveDate);
 
-#[Scalar(name = "Date")]
+#[Scalar(name = "Date", use_type_description)]
 impl ScalarType for Date {
     fn parse(value: Value) -> InputValueResult<Self> {
         match &value {

@@ -117,10 +117,11 @@ impl MappingEvent {
     }
 }
 
-/// The root subscription: every field requires a signed-in connection.
 #[derive(Default)]
 pub struct Subscription;
 
+/// The root subscription, over WebSocket at /graphql/ws: every field requires a connection signed in
+/// with an access token in connection_init.
 #[Subscription]
 impl Subscription {
     /// Changes to the viewer's patients (never anyone else's), as they are committed.

@@ -130,7 +130,7 @@ impl UserMutation {
     async fn register(
         &self,
         ctx: &Context<'_>,
-        input: RegisterInput,
+        #[graphql(desc = "The new account.")] input: RegisterInput,
     ) -> async_graphql::Result<AuthPayload> {
         ctx.limit_auth_attempt()?;
         let app = ctx.app()?;
@@ -154,7 +154,7 @@ impl UserMutation {
     async fn login(
         &self,
         ctx: &Context<'_>,
-        input: LoginInput,
+        #[graphql(desc = "Email and password.")] input: LoginInput,
     ) -> async_graphql::Result<AuthPayload> {
         if let Err(limited) = ctx.limit_auth_attempt() {
             crate::observability::record_login("rate_limited");
@@ -177,6 +177,7 @@ impl UserMutation {
     async fn refresh_token(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The refresh token from the last AuthPayload; it is spent by this call.")]
         refresh_token: String,
     ) -> async_graphql::Result<AuthPayload> {
         ctx.limit_auth_attempt()?;
@@ -192,7 +193,7 @@ impl UserMutation {
     async fn logout(
         &self,
         ctx: &Context<'_>,
-        refresh_token: String,
+        #[graphql(desc = "The refresh token to revoke.")] refresh_token: String,
     ) -> async_graphql::Result<bool> {
         Ok(accounts::logout(&ctx.app()?.db, &ctx.meta(), &refresh_token).await?)
     }
@@ -201,7 +202,7 @@ impl UserMutation {
     async fn update_me(
         &self,
         ctx: &Context<'_>,
-        input: UpdateMeInput,
+        #[graphql(desc = "The profile changes.")] input: UpdateMeInput,
     ) -> async_graphql::Result<User> {
         let actor = ctx.actor()?;
         Ok(accounts::update_me(&ctx.app()?.db, &actor, input.name)
@@ -214,8 +215,8 @@ impl UserMutation {
     async fn change_password(
         &self,
         ctx: &Context<'_>,
-        current_password: String,
-        new_password: String,
+        #[graphql(desc = "The password in use now.")] current_password: String,
+        #[graphql(desc = "The new password (same rules as at registration).")] new_password: String,
     ) -> async_graphql::Result<bool> {
         let actor = ctx.actor()?;
         let app = ctx.app()?;
