@@ -10,6 +10,9 @@
 #                              build (graphiql.min.js, global `GraphiQL`, reads
 #                              window.React / window.ReactDOM) and supports
 #                              React 18; graphiql 5.x ships ESM only.
+#   graphql-ws 6.4.2         - graphql-transport-ws client for subscriptions from
+#                              GraphiQL (umd/graphql-ws.min.js, global `graphqlWs`,
+#                              no dependencies); passed to createFetcher as wsClient.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,6 +23,7 @@ PACKAGES=(
   "react 18.3.1 MIT sha512-wS+hAgJShR0KhEvPJArfuPVN1+Hz1t0Y6n5jLrGQbkb4urgPE/0Rve+1kMB1v/oWgHgm4WIcV+i7F2pTVj+2iQ=="
   "react-dom 18.3.1 MIT sha512-5m4nQKp+rZRb09LNH59GM4BxTh9251/ylbKIbpe7TpGxfJ+9kv6BLkLBXIjjspbgbnIBNqlI23tRnTWT0snUIw=="
   "graphiql 4.1.2 MIT sha512-rNlzQIAzm6i2KBXmVQWBgLvt0TloxFVB2d18bukvdsvjEuFDHsKx5IVOomL1W1o5WW+tE54+ioHb2AEKzO2cUg=="
+  "graphql-ws 6.4.2 MIT sha512-wxhPhhOGJo8PbGDkBYVE76sZLDrS+GkyrR4bZECSLVbo0pZZNKs0HtBh2Ip/uaUuiVUxwO9ssI9R92buQfNSqQ=="
 )
 
 # package -> "source path in tarball:destination file name" pairs
@@ -28,6 +32,7 @@ files_for() {
     react) echo "umd/react.production.min.js:react.production.min.js" ;;
     react-dom) echo "umd/react-dom.production.min.js:react-dom.production.min.js" ;;
     graphiql) echo "graphiql.min.js:graphiql.min.js graphiql.min.css:graphiql.min.css" ;;
+    graphql-ws) echo "umd/graphql-ws.min.js:graphql-ws.min.js" ;;
     *) echo "unknown package $1" >&2; return 1 ;;
   esac
 }
@@ -103,4 +108,4 @@ install -m 0644 "$LICENSES" "$DEST/LICENSES.md"
 
 echo "==> vendored into ${DEST#"$ROOT"/}:" >&2
 (cd "$DEST" && sha256sum react.production.min.js react-dom.production.min.js \
-  graphiql.min.js graphiql.min.css LICENSES.md)
+  graphiql.min.js graphiql.min.css graphql-ws.min.js LICENSES.md)

@@ -138,12 +138,15 @@ pub fn redact_url(url: &str) -> String {
 #[derive(Clone)]
 pub struct HttpState {
     pub schema: AppSchema,
+    /// The same schema with a deeper limit, for documents that only introspect (GraphiQL, codegen).
+    pub introspection_schema: AppSchema,
     pub state: AppState,
 }
 
 pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
     let schema = graphql::build_schema(state.clone());
+    let introspection_schema = graphql::build_introspection_schema(state.clone());
     let request_id = HeaderName::from_static("x-request-id");
     let mut router = Router::new()
         .route(
@@ -155,7 +158,11 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/graphql/ws", get(graphql::subscriptions::websocket))
-        .with_state(HttpState { schema, state })
+        .with_state(HttpState {
+            schema,
+            introspection_schema,
+            state,
+        })
         .layer(DefaultBodyLimit::max(config.limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

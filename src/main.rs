@@ -24,7 +24,9 @@ async fn main() -> std::process::ExitCode {
         }
     };
     telemetry::init(config.log_format);
-    match cli::run(cli, config).await {
+    let result = cli::run(cli, config).await;
+    telemetry::shutdown();
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "medgraph failed");

@@ -1,6 +1,7 @@
-//! Logging: a tracing subscriber, human-readable or JSON, filtered by RUST_LOG.
+//! Logging: a tracing subscriber, human-readable or JSON, filtered by RUST_LOG. With the `otel` cargo
+//! feature and `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans are also exported over OTLP/HTTP.
 
-use tracing_subscriber::{EnvFilter, fmt};
+use tracing_subscriber::{EnvFilter, Layer, fmt, layer::SubscriberExt, util::SubscriberInitExt};
 
 use crate::config::LogFormat;
 
@@ -9,10 +10,63 @@ pub const DEFAULT_FILTER: &str = "medgraph=info,tower_http=info";
 pub fn init(format: LogFormat) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    // A second init (e.g. in tests) keeps the first subscriber.
-    let _ = match format {
-        LogFormat::Pretty => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    let output = match format {
+        LogFormat::Pretty => fmt::layer().with_writer(std::io::stderr).boxed(),
+        LogFormat::Json => fmt::layer().json().with_writer(std::io::stderr).boxed(),
     };
+    let registry = tracing_subscriber::registry().with(filter).with(output);
+    #[cfg(feature = "otel")]
+    let registry = registry.with(otel::layer());
+    // A second init (e.g. in tests) keeps the first subscriber.
+    let _ = registry.try_init();
+}
+
+/// Flushes exported spans before the process exits.
+pub fn shutdown() {
+    #[cfg(feature = "otel")]
+    otel::shutdown();
+}
+
+#[cfg(feature = "otel")]
+mod otel {
+    use std::sync::OnceLock;
+
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::{Resource, trace::SdkTracerProvider};
+    use tracing_subscriber::{Layer, registry::LookupSpan};
+
+    static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
+
+    /// The export layer, when an OTLP endpoint is configured (standard OTEL_* variables, read by the SDK).
+    pub fn layer<S>() -> Option<Box<dyn Layer<S> + Send + Sync>>
+    where
+        S: tracing::Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
+    {
+        std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT")?;
+        let exporter = match opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .build()
+        {
+            Ok(exporter) => exporter,
+            Err(e) => {
+                eprintln!("medgraph: OpenTelemetry export disabled: {e}");
+                return None;
+            }
+        };
+        let provider = SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(Resource::builder().with_service_name("medgraph").build())
+            .build();
+        let tracer = provider.tracer("medgraph");
+        let _ = PROVIDER.set(provider);
+        Some(tracing_opentelemetry::layer().with_tracer(tracer).boxed())
+    }
+
+    pub fn shutdown() {
+        if let Some(provider) = PROVIDER.get()
+            && let Err(e) = provider.shutdown()
+        {
+            eprintln!("medgraph: flushing OpenTelemetry spans: {e}");
+        }
+    }
 }

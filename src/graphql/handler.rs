@@ -202,7 +202,7 @@ async fn execute(
                     headers,
                 );
             }
-            Ok(info) => document_names.push(info.operation_name),
+            Ok(info) => document_names.push((info.operation_name, info.introspection_only)),
             Err(message) => return request_error(StatusCode::BAD_REQUEST, &message, headers),
         }
     }
@@ -234,7 +234,7 @@ async fn execute(
         BatchRequest::Single(r) => crate::observability::operation_label(
             r.operation_name
                 .as_deref()
-                .or(document_names.first().and_then(Option::as_deref)),
+                .or(document_names.first().and_then(|(name, _)| name.as_deref())),
         ),
         BatchRequest::Batch(_) => "batch".to_owned(),
     };
@@ -243,7 +243,15 @@ async fn execute(
         _ => None,
     };
     let started = std::time::Instant::now();
-    let mut response = http.schema.execute_batch(batch).await;
+    let schema = if document_names
+        .iter()
+        .all(|(_, introspection_only)| *introspection_only)
+    {
+        &http.introspection_schema
+    } else {
+        &http.schema
+    };
+    let mut response = schema.execute_batch(batch).await;
     let elapsed = started.elapsed();
     let codes = error_codes(&response);
     crate::observability::record_request(&operation, elapsed, codes.iter().map(String::as_str));

@@ -95,6 +95,8 @@ pub struct DocumentInfo {
     pub operation_name: Option<String>,
     /// Whether it selects `__schema` or `__type` anywhere.
     pub introspects: bool,
+    /// Whether its operations select only `__schema`, `__type` and `__typename` (schema tooling).
+    pub introspection_only: bool,
 }
 
 /// Checks a document against the token and alias limits; the error says which limit was hit.
@@ -117,9 +119,24 @@ pub fn check(query: &str, max_tokens: usize, max_aliases: usize) -> Result<Docum
         (Some(Some(name)), None) => Some(name.to_string()),
         _ => None,
     };
+    let introspection_only = document.operations.iter().all(|(_, op)| {
+        op.node
+            .selection_set
+            .node
+            .items
+            .iter()
+            .all(|item| match &item.node {
+                Selection::Field(f) => matches!(
+                    f.node.name.node.as_str(),
+                    "__schema" | "__type" | "__typename"
+                ),
+                _ => false,
+            })
+    });
     Ok(DocumentInfo {
         operation_name,
         introspects: introspects(&document),
+        introspection_only,
     })
 }
 
@@ -205,5 +222,15 @@ mod tests {
         let fragment = "{ ...F } fragment F on Query { __schema { types { name } } }";
         assert!(check(fragment, 100, 15).expect("ok").introspects);
         assert!(!check("{ __typename }", 100, 15).expect("ok").introspects);
+        assert!(
+            check("query I { __schema { types { name } } }", 100, 15)
+                .expect("ok")
+                .introspection_only
+        );
+        assert!(
+            !check("{ __schema { types { name } } me { id } }", 100, 15)
+                .expect("ok")
+                .introspection_only
+        );
     }
 }

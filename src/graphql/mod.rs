@@ -55,11 +55,25 @@ pub fn schema_builder() -> SchemaBuilder<Query, Mutation, subscriptions::Subscri
     )
 }
 
+/// Depth allowed to schema tooling's introspection query (GraphiQL's and codegen's nest about 14 deep):
+/// it reads only the schema, which is public wherever introspection is enabled.
+pub const INTROSPECTION_MAX_DEPTH: usize = 20;
+
 /// The served schema: limits from the configuration, introspection and suggestions only where allowed.
 pub fn build_schema(state: AppState) -> AppSchema {
+    build_schema_with_depth(state.clone(), state.config.limits.max_depth)
+}
+
+/// The same schema for documents that only introspect, with a depth limit their standard query fits.
+pub fn build_introspection_schema(state: AppState) -> AppSchema {
+    let depth = state.config.limits.max_depth.max(INTROSPECTION_MAX_DEPTH);
+    build_schema_with_depth(state, depth)
+}
+
+fn build_schema_with_depth(state: AppState, max_depth: usize) -> AppSchema {
     let limits = &state.config.limits;
     let mut builder = schema_builder()
-        .limit_depth(limits.max_depth)
+        .limit_depth(max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(limits.max_recursion)
         .limit_directives(limits.max_directives);
