@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::scenario;
+
 use serde_json::json;
 
 /// graphql-js `getIntrospectionQuery({ descriptions: true, specifiedByUrl: true,
@@ -84,44 +86,46 @@ fragment TypeRef on __Type {
 }
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_standard_introspection_query_is_answered_within_the_limits() {
-    let app = common::TestApp::spawn(common::TestDb::Sqlite).await;
-    let response = app.gql(None, INTROSPECTION_QUERY, json!({})).await;
-    let schema = &response.data()["__schema"];
-    assert_eq!(schema["queryType"]["name"], "Query");
-    assert_eq!(schema["subscriptionType"]["name"], "Subscription");
-    let types = schema["types"].as_array().expect("types");
-    assert!(types.iter().any(|t| t["name"] == "Patient"));
+scenario!(
+    the_standard_introspection_query_is_answered_within_the_limits,
+    |app| async move {
+        let response = app.gql(None, INTROSPECTION_QUERY, json!({})).await;
+        let schema = &response.data()["__schema"];
+        assert_eq!(schema["queryType"]["name"], "Query");
+        assert_eq!(schema["subscriptionType"]["name"], "Subscription");
+        let types = schema["types"].as_array().expect("types");
+        assert!(types.iter().any(|t| t["name"] == "Patient"));
 
-    // The deeper allowance is for introspection only: a deep ordinary document is still refused.
-    let deep = "{ patients(first: 1) { nodes { doctors { patients { doctors { patients { doctors { patients { doctors { id } } } } } } } } } }";
-    let refused = app
-        .gql(app.signed_in_user().await.token(), deep, json!({}))
-        .await;
-    assert!(
-        !refused.errors().is_empty(),
-        "a 13-deep ordinary query must be refused: {:?}",
-        refused.body
-    );
-}
+        // The deeper allowance is for introspection only: a deep ordinary document is still refused.
+        let deep = "{ patients(first: 1) { nodes { doctors { patients { doctors { patients { doctors { patients { doctors { id } } } } } } } } } }";
+        let refused = app
+            .gql(app.signed_in_user().await.token(), deep, json!({}))
+            .await;
+        assert!(
+            !refused.errors().is_empty(),
+            "a 13-deep ordinary query must be refused: {:?}",
+            refused.body
+        );
+    }
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn introspection_mixed_with_data_fields_gets_the_ordinary_limits() {
-    let app = common::TestApp::spawn(common::TestDb::Sqlite).await;
-    let user = app.signed_in_user().await;
-    let mixed = format!(
-        "{{ me {{ id }} {} }}",
-        "__type(name: \"Patient\") { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } }"
-    );
-    let response = app.gql(user.token(), &mixed, json!({})).await;
-    assert!(!response.errors().is_empty(), "{:?}", response.body);
-    assert!(
-        response.errors()[0]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("nested too deep"),
-        "{:?}",
-        response.body
-    );
-}
+scenario!(
+    introspection_mixed_with_data_fields_gets_the_ordinary_limits,
+    |app| async move {
+        let user = app.signed_in_user().await;
+        let mixed = format!(
+            "{{ me {{ id }} {} }}",
+            "__type(name: \"Patient\") { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } }"
+        );
+        let response = app.gql(user.token(), &mixed, json!({})).await;
+        assert!(!response.errors().is_empty(), "{:?}", response.body);
+        assert!(
+            response.errors()[0]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("nested too deep"),
+            "{:?}",
+            response.body
+        );
+    }
+);
