@@ -65,6 +65,14 @@ impl JwtSecret {
         &self.bytes
     }
 
+    /// A configured secret (what `JWT_SECRET` holds).
+    pub fn new(secret: &str) -> Self {
+        Self {
+            bytes: secret.as_bytes().to_vec(),
+            generated: false,
+        }
+    }
+
     pub fn random() -> Self {
         let mut bytes = vec![0u8; 64];
         rand::fill(&mut bytes[..]);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{TestApp, patient_input, scenario};
 use futures_util::{SinkExt, StreamExt};
-use medgraph::{app, config::Config};
+use medgraph::config::JwtSecret;
 use serde_json::{Value, json};
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream, connect_async,
@@ -185,54 +185,112 @@ scenario!(mapping_events_follow_assignments, |app| async move {
     );
 });
 
-/// A second server process on the same database, as behind a load balancer (PostgreSQL only).
-async fn second_instance(first: &TestApp) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
-    let mut config = Config::for_tests(&first.state.config.database_url);
-    config.jwt_secret = first.state.config.jwt_secret.clone();
-    let state = app::AppState::connect(&config)
-        .await
-        .expect("second instance");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let server = tokio::spawn(async move {
-        let _ = app::serve(listener, app::router(state)).await;
-    });
-    (addr, server)
+/// A second server: the medgraph binary as its own OS process on the same database, as behind a load
+/// balancer. Killed when dropped.
+struct OtherProcess {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl OtherProcess {
+    fn start(database_url: &str, jwt_secret: &str) -> OtherProcess {
+        use std::io::BufRead;
+        let dir =
+            std::env::temp_dir().join(format!("medgraph-sub-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_medgraph"));
+        command.current_dir(&dir);
+        for var in medgraph::config::ENV_VARS {
+            command.env_remove(var);
+        }
+        let mut child = command
+            .env("DATABASE_URL", database_url)
+            .env("BIND_ADDR", "127.0.0.1:0")
+            .env("JWT_SECRET", jwt_secret)
+            .env("AUTH_RATE_LIMIT_PER_MINUTE", "100000")
+            .env("AUTH_RATE_LIMIT_BURST", "100000")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the second server");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("banner");
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .expect("URL in the banner");
+        let addr = url
+            .trim_start_matches("http://")
+            .trim_end_matches("/graphql")
+            .parse()
+            .expect("address");
+        OtherProcess { child, addr }
+    }
+}
+
+impl Drop for OtherProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_change_made_through_one_instance_reaches_a_subscriber_of_another() {
+async fn a_change_made_through_one_server_process_reaches_a_subscriber_of_another() {
     if common::postgres_admin_url().is_none() {
         eprintln!("skipping: TEST_DATABASE_URL not set");
         return;
     }
-    let first = TestApp::spawn(common::TestDb::Postgres).await;
-    let (second, server) = second_instance(&first).await;
+    const SECRET: &str = "subscriptions-test-secret-of-at-least-32-bytes";
+    let first = TestApp::spawn_with(common::TestDb::Postgres, |c| {
+        c.jwt_secret = JwtSecret::new(SECRET)
+    })
+    .await;
+    let second = OtherProcess::start(&first.state.config.database_url, SECRET);
     let owner = first.signed_in_user().await;
 
-    let mut socket = subscribed(second, &owner.access, PATIENT_EVENTS).await;
-    // Subscriptions start listening asynchronously: retry the change until the subscriber sees one.
-    let mut created = Vec::new();
-    let event = loop {
-        created.push(
-            first
-                .create_patient(&owner.access, patient_input("Cross", "Instance", 33))
-                .await,
-        );
-        match tokio::time::timeout(Duration::from_millis(500), next(&mut socket)).await {
-            Ok(event) => break event.expect("an event"),
-            Err(_) if created.len() < 10 => continue,
-            Err(_) => panic!(
-                "no event reached the other instance after {} changes",
-                created.len()
-            ),
-        }
-    };
-    let payload = &event["payload"]["data"]["patientEvents"];
-    assert_eq!(payload["action"], "CREATED", "{event}");
-    assert!(created.contains(&payload["patientId"].as_str().expect("id").to_owned()));
-    assert_eq!(payload["patient"]["firstName"], "Cross");
-    server.abort();
+    for (subscriber, writer) in [(second.addr, first.addr), (first.addr, second.addr)] {
+        let mut socket = subscribed(subscriber, &owner.access, PATIENT_EVENTS).await;
+        // The subscription starts listening asynchronously: repeat the change until one arrives.
+        let mut created = Vec::new();
+        let event = loop {
+            created.push(create_patient_at(&first, writer, &owner.access).await);
+            match tokio::time::timeout(Duration::from_millis(500), next(&mut socket)).await {
+                Ok(event) => break event.expect("an event"),
+                Err(_) if created.len() < 10 => continue,
+                Err(_) => panic!(
+                    "no event reached the other server after {} changes",
+                    created.len()
+                ),
+            }
+        };
+        let payload = &event["payload"]["data"]["patientEvents"];
+        assert_eq!(payload["action"], "CREATED", "{event}");
+        assert!(created.contains(&payload["patientId"].as_str().expect("id").to_owned()));
+        assert_eq!(payload["patient"]["firstName"], "Cross");
+    }
+}
+
+/// Creates a patient through the server at `addr` (either process).
+async fn create_patient_at(app: &TestApp, addr: std::net::SocketAddr, token: &str) -> String {
+    let body: Value = app
+        .client
+        .post(format!("http://{addr}/graphql"))
+        .bearer_auth(token)
+        .json(&json!({
+            "query": "mutation($input: CreatePatientInput!) { createPatient(input: $input) { id } }",
+            "variables": {"input": patient_input("Cross", "Instance", 33)},
+        }))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    body["data"]["createPatient"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("createPatient failed: {body}"))
+        .to_owned()
 }
