@@ -4,218 +4,17 @@
 #[allow(unused_macros, unused_imports)]
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{patient_input, postgres_admin_url, unique_email};
+use common::process::{Server, SqliteFile};
+use common::{PgDatabase, patient_input, postgres_admin_url, unique_email};
 use medgraph::entities::user;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
 const OLD_PASSWORD: &str = "violet kestrel orbit quill 7193";
 const NEW_PASSWORD: &str = "amber lantern tundra spoke 5820";
 const WRONG_PASSWORD: &str = "cobalt meadow ripple frost 3047";
-
-/// The binary as a subprocess with a clean environment, stderr collected. Killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
-    logs: Arc<Mutex<Vec<u8>>>,
-    stderr_reader: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Server {
-    async fn start(database_url: &str, jwt_secret: &str) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_medgraph"))
-            .env_clear()
-            .current_dir(std::env::temp_dir())
-            .env("DATABASE_URL", database_url)
-            .env("BIND_ADDR", "127.0.0.1:0")
-            .env("JWT_SECRET", jwt_secret)
-            .env("RUST_LOG", "trace")
-            .env("LOG_FORMAT", "json")
-            .env("AUTH_RATE_LIMIT_PER_MINUTE", "100000")
-            .env("AUTH_RATE_LIMIT_BURST", "100000")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the medgraph binary");
-        let stdout = child.stdout.take().expect("the binary's stdout");
-        let mut stderr = child.stderr.take().expect("the binary's stderr");
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&logs);
-        let stderr_reader = std::thread::spawn(move || {
-            let mut chunk = [0u8; 8192];
-            while let Ok(n) = stderr.read(&mut chunk) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .expect("log buffer")
-                    .extend_from_slice(&chunk[..n]);
-            }
-        });
-        let (first_line_tx, first_line) = tokio::sync::oneshot::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = first_line_tx.send(line);
-            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-        });
-        let mut server = Server {
-            child,
-            base: String::new(),
-            logs,
-            stderr_reader: Some(stderr_reader),
-        };
-        let line = tokio::time::timeout(Duration::from_secs(20), first_line)
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default();
-        match line.find("http://") {
-            Some(start) => {
-                server.base = line[start..].trim().trim_end_matches("/graphql").to_owned()
-            }
-            None => {
-                let _ = server.child.kill();
-                let _ = server.child.wait();
-                panic!(
-                    "the binary did not announce its address (first stdout line {line:?}); logs:\n{}",
-                    server.logs()
-                );
-            }
-        }
-        server
-    }
-
-    /// SIGTERM, then everything the process wrote to stderr until it exited.
-    async fn stop(mut self) -> String {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill -TERM");
-        assert!(status.success(), "kill -TERM failed: {status}");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let exit = loop {
-            if let Some(exit) = self.child.try_wait().expect("poll the binary") {
-                break exit;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the binary did not exit within 15 s of SIGTERM"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        assert_eq!(exit.code(), Some(0), "exit status after SIGTERM: {exit}");
-        if let Some(reader) = self.stderr_reader.take() {
-            let _ = reader.join();
-        }
-        self.logs()
-    }
-
-    fn logs(&self) -> String {
-        String::from_utf8_lossy(&self.logs.lock().expect("log buffer")).into_owned()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A PostgreSQL database that exists for one test, dropped with this value.
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl PgDatabase {
-    async fn create(admin_url: &str) -> PgDatabase {
-        let name = format!("medgraph_test_{}", uuid::Uuid::now_v7().simple());
-        let admin = sea_orm::Database::connect(admin_url)
-            .await
-            .expect("connect to TEST_DATABASE_URL");
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .expect("create the test database (does the role have CREATEDB?)");
-        drop(admin);
-        let (base, query) = match admin_url.split_once('?') {
-            Some((base, query)) => (base, format!("?{query}")),
-            None => (admin_url, String::new()),
-        };
-        let authority_start = base.find("://").map_or(0, |i| i + 3);
-        let server = match base[authority_start..].find('/') {
-            Some(slash) => &base[..authority_start + slash],
-            None => base,
-        };
-        PgDatabase {
-            admin_url: admin_url.to_owned(),
-            url: format!("{server}/{name}{query}"),
-            name,
-        }
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let name = self.name.clone();
-        let outcome = std::thread::spawn(move || -> anyhow::Result<()> {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async move {
-                let admin = sea_orm::Database::connect(&admin_url).await?;
-                admin
-                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                    .await?;
-                Ok(())
-            })
-        })
-        .join();
-        if !matches!(outcome, Ok(Ok(()))) {
-            eprintln!("warning: could not drop test database {}", self.name);
-        }
-    }
-}
-
-/// A SQLite database file in a directory of its own, removed when dropped.
-struct SqliteFile {
-    dir: std::path::PathBuf,
-}
-
-impl SqliteFile {
-    fn new() -> SqliteFile {
-        let dir = std::env::temp_dir().join(format!(
-            "medgraph-log-secrets-{}",
-            uuid::Uuid::now_v7().simple()
-        ));
-        std::fs::create_dir_all(&dir).expect("create a temporary directory");
-        SqliteFile { dir }
-    }
-
-    fn url(&self) -> String {
-        format!(
-            "sqlite://{}?mode=rwc",
-            self.dir.join("medgraph.db").display()
-        )
-    }
-}
-
-impl Drop for SqliteFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// POSTs a GraphQL request; returns the JSON body.
 async fn gql(
@@ -269,13 +68,13 @@ async fn stored_hash(database_url: &str, email: &str) -> String {
 
 async fn no_secret_in_the_logs_of_a_full_flow(database_url: &str) {
     let jwt_secret = format!("log-secrets-jwt-{}", uuid::Uuid::now_v7().simple());
-    let server = Server::start(database_url, &jwt_secret).await;
+    let server = Server::start(database_url, &jwt_secret, &[("RUST_LOG", "trace")]).await;
     let client = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(12))
         .build()
         .expect("HTTP client");
-    let base = server.base.clone();
+    let base = server.base().to_owned();
     let email = unique_email("secretive");
     // (what, value) of everything that must never be logged.
     let mut secrets: Vec<(String, String)> = vec![
@@ -452,7 +251,7 @@ mod no_secret_appears_in_the_trace_logs_of_a_full_account_flow {
             eprintln!("skipping: TEST_DATABASE_URL not set");
             return;
         };
-        let database = PgDatabase::create(&admin_url).await;
-        no_secret_in_the_logs_of_a_full_flow(&database.url).await;
+        let (_database, database_url) = PgDatabase::create(&admin_url).await;
+        no_secret_in_the_logs_of_a_full_flow(&database_url).await;
     }
 }

@@ -7,13 +7,14 @@
 #[allow(unused_macros, unused_imports)]
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{ERROR_CODES, doctor_input, patient_input, postgres_admin_url, unique_email};
+use common::process::{Server, SqliteFile};
+use common::{
+    ERROR_CODES, PgDatabase, doctor_input, patient_input, postgres_admin_url, unique_email,
+};
 use medgraph::entities::{audit_event, patient, refresh_token, user};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -30,246 +31,8 @@ const PASSWORD: &str = "correct horse battery staple";
 // The binary as a subprocess
 // ---------------------------------------------------------------------------------------------------
 
-/// A running `medgraph` process on an ephemeral loopback port. Killed when dropped; its stderr (the JSON
-/// logs) is collected and printed if the test fails.
-struct Server {
-    child: Child,
-    base: String,
-    logs: Arc<Mutex<Vec<u8>>>,
-    stderr_reader: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Server {
-    /// Starts the binary with only the variables given here (plus `extra`), so neither the caller's
-    /// environment nor a `.env` file changes its configuration.
-    async fn start(database_url: &str, jwt_secret: &str, extra: &[(&str, &str)]) -> Server {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_medgraph"));
-        command
-            .env_clear()
-            .current_dir(std::env::temp_dir())
-            .env("DATABASE_URL", database_url)
-            .env("BIND_ADDR", "127.0.0.1:0")
-            .env("JWT_SECRET", jwt_secret)
-            .env("RUST_LOG", "medgraph=info,tower_http=warn")
-            .env("LOG_FORMAT", "json")
-            .env("AUTH_RATE_LIMIT_PER_MINUTE", "100000")
-            .env("AUTH_RATE_LIMIT_BURST", "100000")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (name, value) in extra {
-            command.env(name, value);
-        }
-        let mut child = command.spawn().expect("start the medgraph binary");
-        let stdout = child.stdout.take().expect("the binary's stdout");
-        let mut stderr = child.stderr.take().expect("the binary's stderr");
-
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&logs);
-        let stderr_reader = std::thread::spawn(move || {
-            let mut chunk = [0u8; 8192];
-            while let Ok(n) = stderr.read(&mut chunk) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .expect("log buffer")
-                    .extend_from_slice(&chunk[..n]);
-            }
-        });
-        let (first_line_tx, first_line) = tokio::sync::oneshot::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = first_line_tx.send(line);
-            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-        });
-
-        let mut server = Server {
-            child,
-            base: String::new(),
-            logs,
-            stderr_reader: Some(stderr_reader),
-        };
-        let line = tokio::time::timeout(Duration::from_secs(20), first_line)
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default();
-        match line
-            .find("http://")
-            .map(|start| line[start..].trim().trim_end_matches("/graphql").to_owned())
-        {
-            Some(base) => server.base = base,
-            None => {
-                let _ = server.child.kill();
-                let _ = server.child.wait();
-                panic!(
-                    "the binary did not announce its address (first stdout line {line:?}); logs:\n{}",
-                    server.finished_logs()
-                );
-            }
-        }
-        server
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
-    }
-
-    /// Sends SIGTERM, as an orchestrator stopping the container would.
-    fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill -TERM");
-        assert!(status.success(), "kill -TERM failed: {status}");
-    }
-
-    /// The exit status, or None if the process is still running after `limit`.
-    async fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("poll the binary") {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Everything the process wrote to stderr so far (all of it, once the process has exited).
-    fn finished_logs(&mut self) -> String {
-        if let Ok(Some(_)) = self.child.try_wait()
-            && let Some(reader) = self.stderr_reader.take()
-        {
-            let _ = reader.join();
-        }
-        String::from_utf8_lossy(&self.logs.lock().expect("log buffer")).into_owned()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let logs = self.finished_logs();
-            let tail: String = logs
-                .lines()
-                .rev()
-                .take(40)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join("\n");
-            eprintln!(
-                "--- last log lines of the medgraph binary at {} ---\n{tail}",
-                self.base
-            );
-        }
-    }
-}
-
 fn jwt_secret() -> String {
     format!("reliability-test-secret-{}", uuid::Uuid::now_v7().simple())
-}
-
-/// A SQLite database file in a directory of its own, removed when dropped.
-struct SqliteFile {
-    dir: std::path::PathBuf,
-}
-
-impl SqliteFile {
-    fn new() -> SqliteFile {
-        let dir = std::env::temp_dir().join(format!(
-            "medgraph-reliability-{}",
-            uuid::Uuid::now_v7().simple()
-        ));
-        std::fs::create_dir_all(&dir).expect("create a temporary directory");
-        SqliteFile { dir }
-    }
-
-    fn url(&self) -> String {
-        format!(
-            "sqlite://{}?mode=rwc",
-            self.dir.join("medgraph.db").display()
-        )
-    }
-}
-
-impl Drop for SqliteFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A PostgreSQL database that exists for one test; dropped (WITH (FORCE)) on a thread of its own when
-/// this value is dropped, also when the test panics.
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl PgDatabase {
-    async fn create(admin_url: &str) -> PgDatabase {
-        let name = format!("medgraph_test_{}", uuid::Uuid::now_v7().simple());
-        let admin = sea_orm::Database::connect(admin_url)
-            .await
-            .expect("connect to TEST_DATABASE_URL");
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .expect("create the test database (does the role have CREATEDB?)");
-        drop(admin);
-        PgDatabase {
-            admin_url: admin_url.to_owned(),
-            url: with_database_name(admin_url, &name),
-            name,
-        }
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let name = self.name.clone();
-        let outcome = std::thread::spawn(move || -> anyhow::Result<()> {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async move {
-                let admin = sea_orm::Database::connect(&admin_url).await?;
-                admin
-                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                    .await?;
-                Ok(())
-            })
-        })
-        .join();
-        if !matches!(outcome, Ok(Ok(()))) {
-            eprintln!("warning: could not drop test database {}", self.name);
-        }
-    }
-}
-
-/// `postgres://u:p@h:5432/postgres?x=y` with the database replaced by `name`.
-fn with_database_name(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, format!("?{query}")),
-        None => (url, String::new()),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let server = match base[authority_start..].find('/') {
-        Some(slash) => &base[..authority_start + slash],
-        None => base,
-    };
-    format!("{server}/{name}{query}")
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -478,17 +241,21 @@ async fn sigterm_under_load(database_url: &str) {
     const READS: isize = 200;
     let mut server = Server::start(database_url, &jwt_secret(), &[]).await;
     let client = http_client();
-    let account = register(&client, &server.base).await;
+    let account = register(&client, server.base()).await;
     let mut patient_ids = Vec::new();
     for n in 0..5 {
-        patient_ids.push(create_patient(&client, &server.base, &account.access, n).await);
+        patient_ids.push(create_patient(&client, server.base(), &account.access, n).await);
     }
 
     let answered = Arc::new(AtomicUsize::new(0));
     let tickets = Arc::new(AtomicIsize::new(READS));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..4 {
-        let (client, base, token) = (client.clone(), server.base.clone(), account.access.clone());
+        let (client, base, token) = (
+            client.clone(),
+            server.base().to_owned(),
+            account.access.clone(),
+        );
         let (answered, tickets) = (Arc::clone(&answered), Arc::clone(&tickets));
         let expected: Vec<String> = patient_ids.clone();
         tasks.spawn(async move {
@@ -598,8 +365,8 @@ mod sigterm_under_load_loses_no_audited_reads {
         let Some(admin_url) = skip_without_postgres() else {
             return;
         };
-        let database = PgDatabase::create(&admin_url).await;
-        sigterm_under_load(&database.url).await;
+        let (_database, database_url) = PgDatabase::create(&admin_url).await;
+        sigterm_under_load(&database_url).await;
     }
 }
 
@@ -658,13 +425,13 @@ async fn database_connections_cut_mid_run_recover() {
     let Some(admin_url) = skip_without_postgres() else {
         return;
     };
-    let database = PgDatabase::create(&admin_url).await;
-    let server = Server::start(&database.url, &jwt_secret(), &[]).await;
+    let (database, database_url) = PgDatabase::create(&admin_url).await;
+    let server = Server::start(&database_url, &jwt_secret(), &[]).await;
     let client = http_client();
-    let account = register(&client, &server.base).await;
+    let account = register(&client, server.base()).await;
     let mut before = Vec::new();
     for n in 0..3 {
-        before.push(create_patient(&client, &server.base, &account.access, n).await);
+        before.push(create_patient(&client, server.base(), &account.access, n).await);
     }
 
     // Writes and reads keep coming while the connections are cut.
@@ -672,7 +439,7 @@ async fn database_connections_cut_mid_run_recover() {
     let load = {
         let (client, base, token, stop) = (
             client.clone(),
-            server.base.clone(),
+            server.base().to_owned(),
             account.access.clone(),
             Arc::clone(&stop),
         );
@@ -708,7 +475,7 @@ async fn database_connections_cut_mid_run_recover() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut terminated = 0;
     for _ in 0..4 {
-        terminated += cut_connections(&admin, &database.name).await;
+        terminated += cut_connections(&admin, database.name()).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(terminated > 0, "the server had connections to cut");
@@ -718,7 +485,7 @@ async fn database_connections_cut_mid_run_recover() {
     let recovered_after = loop {
         let write = gql(
             &client,
-            &server.base,
+            server.base(),
             Some(&account.access),
             CREATE_PATIENT,
             json!({ "input": patient_input("After", "Cut", 40) }),
@@ -726,7 +493,7 @@ async fn database_connections_cut_mid_run_recover() {
         .await;
         let read = gql(
             &client,
-            &server.base,
+            server.base(),
             Some(&account.access),
             LIST_PATIENTS,
             json!({ "first": 100 }),
@@ -781,7 +548,7 @@ async fn database_connections_cut_mid_run_recover() {
         .iter()
         .map(|id| id.parse().expect("a patient id is a UUID"))
         .collect();
-    let db = sea_orm::Database::connect(&database.url)
+    let db = sea_orm::Database::connect(&database_url)
         .await
         .expect("connect to the test database");
     let stored = patient::Entity::find()
@@ -837,20 +604,20 @@ async fn two_instances_share_the_rules() {
     let Some(admin_url) = skip_without_postgres() else {
         return;
     };
-    let database = PgDatabase::create(&admin_url).await;
+    let (_database, database_url) = PgDatabase::create(&admin_url).await;
     let secret = jwt_secret();
     let throttling = [("LOGIN_BACKOFF_AFTER", "1"), ("LOGIN_LOCKOUT_AFTER", "2")];
     // One after the other: the first one migrates the fresh database.
-    let a = Server::start(&database.url, &secret, &throttling).await;
-    let b = Server::start(&database.url, &secret, &throttling).await;
+    let a = Server::start(&database_url, &secret, &throttling).await;
+    let b = Server::start(&database_url, &secret, &throttling).await;
     let client = http_client();
 
     // (a) The same assignment sent to both instances at once: exactly one wins.
-    let owner = register(&client, &a.base).await;
-    let patient_id = create_patient(&client, &a.base, &owner.access, 1).await;
+    let owner = register(&client, a.base()).await;
+    let patient_id = create_patient(&client, a.base(), &owner.access, 1).await;
     let doctor = ask(
         &client,
-        &b.base,
+        b.base(),
         Some(&owner.access),
         "mutation($input: CreateDoctorInput!) { createDoctor(input: $input) { id } }",
         json!({ "input": doctor_input("Gregory", "House", "Diagnostics") }),
@@ -861,9 +628,9 @@ async fn two_instances_share_the_rules() {
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..8 {
         let base = if i % 2 == 0 {
-            a.base.clone()
+            a.base().to_owned()
         } else {
-            b.base.clone()
+            b.base().to_owned()
         };
         let (client, token, barrier) = (client.clone(), owner.access.clone(), Arc::clone(&barrier));
         let variables = json!({ "p": patient_id, "d": doctor_id });
@@ -883,7 +650,7 @@ async fn two_instances_share_the_rules() {
     // (b) A refresh token rotated on A is refused on B, and its successor is revoked with the family.
     let rotated = ask(
         &client,
-        &a.base,
+        a.base(),
         None,
         REFRESH,
         json!({ "t": owner.refresh }),
@@ -892,14 +659,14 @@ async fn two_instances_share_the_rules() {
     let successor = string(&rotated.data()["refreshToken"]["refreshToken"]);
     let reuse = ask(
         &client,
-        &b.base,
+        b.base(),
         None,
         REFRESH,
         json!({ "t": owner.refresh }),
     )
     .await;
     reuse.assert_code("UNAUTHENTICATED");
-    let db = sea_orm::Database::connect(&database.url)
+    let db = sea_orm::Database::connect(&database_url)
         .await
         .expect("connect to the test database");
     let owner_id: uuid::Uuid = owner.user_id.parse().expect("a user id is a UUID");
@@ -917,17 +684,17 @@ async fn two_instances_share_the_rules() {
         family.iter().all(|token| token.revoked_at.is_some()),
         "the reuse on B revoked the whole family, successor included: {family:?}"
     );
-    let after_reuse = ask(&client, &b.base, None, REFRESH, json!({ "t": successor })).await;
+    let after_reuse = ask(&client, b.base(), None, REFRESH, json!({ "t": successor })).await;
     after_reuse.assert_code("UNAUTHENTICATED");
-    let after_reuse_on_a = ask(&client, &a.base, None, REFRESH, json!({ "t": successor })).await;
+    let after_reuse_on_a = ask(&client, a.base(), None, REFRESH, json!({ "t": successor })).await;
     after_reuse_on_a.assert_code("UNAUTHENTICATED");
 
     // (c) Failed logins on A throttle, then lock, the account on B.
-    let victim = register(&client, &b.base).await;
-    login(&client, &a.base, &victim.email, "not the password at all")
+    let victim = register(&client, b.base()).await;
+    login(&client, a.base(), &victim.email, "not the password at all")
         .await
         .assert_code("UNAUTHENTICATED");
-    let backing_off = login(&client, &b.base, &victim.email, PASSWORD).await;
+    let backing_off = login(&client, b.base(), &victim.email, PASSWORD).await;
     backing_off.assert_code("RATE_LIMITED");
     assert!(
         backing_off.errors()[0]["extensions"]["retryAfter"]
@@ -936,11 +703,11 @@ async fn two_instances_share_the_rules() {
         "the back-off says when to retry: {backing_off:?}"
     );
     set_last_failure_into_the_past(&db, &victim.email).await;
-    login(&client, &a.base, &victim.email, "still not the password")
+    login(&client, a.base(), &victim.email, "still not the password")
         .await
         .assert_code("UNAUTHENTICATED");
     set_last_failure_into_the_past(&db, &victim.email).await;
-    let locked = login(&client, &b.base, &victim.email, PASSWORD).await;
+    let locked = login(&client, b.base(), &victim.email, PASSWORD).await;
     locked.assert_code("RATE_LIMITED");
     assert!(
         locked.message().starts_with("Account locked"),
@@ -969,8 +736,8 @@ async fn readyz_turns_503_when_the_database_is_unreachable() {
     let Some(admin_url) = skip_without_postgres() else {
         return;
     };
-    let database = PgDatabase::create(&admin_url).await;
-    let server = Server::start(&database.url, &jwt_secret(), &[]).await;
+    let (database, database_url) = PgDatabase::create(&admin_url).await;
+    let server = Server::start(&database_url, &jwt_secret(), &[]).await;
     let client = http_client();
     let ready = client
         .get(server.url("/readyz"))
@@ -982,14 +749,17 @@ async fn readyz_turns_503_when_the_database_is_unreachable() {
         reqwest::StatusCode::OK,
         "ready while the database is there"
     );
-    let account = register(&client, &server.base).await;
+    let account = register(&client, server.base()).await;
 
     // Only this test's database goes away.
     let admin = sea_orm::Database::connect(&admin_url)
         .await
         .expect("connect to TEST_DATABASE_URL");
     admin
-        .execute_unprepared(&format!("DROP DATABASE \"{}\" WITH (FORCE)", database.name))
+        .execute_unprepared(&format!(
+            "DROP DATABASE \"{}\" WITH (FORCE)",
+            database.name()
+        ))
         .await
         .expect("drop the server's database");
 
@@ -1019,7 +789,7 @@ async fn readyz_turns_503_when_the_database_is_unreachable() {
 
     let reply = ask(
         &client,
-        &server.base,
+        server.base(),
         Some(&account.access),
         "{ me { id email } }",
         json!({}),
@@ -1038,7 +808,7 @@ async fn readyz_turns_503_when_the_database_is_unreachable() {
         "the error carries the request id: {reply:?}"
     );
     let body = reply.body.to_string();
-    for leak in ["SELECT", "FROM", "does not exist", &database.name] {
+    for leak in ["SELECT", "FROM", "does not exist", database.name()] {
         assert!(!body.contains(leak), "the reply shows {leak}: {body}");
     }
     assert!(

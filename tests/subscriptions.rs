@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::process::Server;
 use common::{TestApp, patient_input, scenario};
 use futures_util::{SinkExt, StreamExt};
 use medgraph::config::JwtSecret;
@@ -185,58 +186,6 @@ scenario!(mapping_events_follow_assignments, |app| async move {
     );
 });
 
-/// A second server: the medgraph binary as its own OS process on the same database, as behind a load
-/// balancer. Killed when dropped.
-struct OtherProcess {
-    child: std::process::Child,
-    addr: std::net::SocketAddr,
-}
-
-impl OtherProcess {
-    fn start(database_url: &str, jwt_secret: &str) -> OtherProcess {
-        use std::io::BufRead;
-        let dir =
-            std::env::temp_dir().join(format!("medgraph-sub-{}", uuid::Uuid::now_v7().simple()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_medgraph"));
-        command.current_dir(&dir);
-        for var in medgraph::config::ENV_VARS {
-            command.env_remove(var);
-        }
-        let mut child = command
-            .env("DATABASE_URL", database_url)
-            .env("BIND_ADDR", "127.0.0.1:0")
-            .env("JWT_SECRET", jwt_secret)
-            .env("AUTH_RATE_LIMIT_PER_MINUTE", "100000")
-            .env("AUTH_RATE_LIMIT_BURST", "100000")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start the second server");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("banner");
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .expect("URL in the banner");
-        let addr = url
-            .trim_start_matches("http://")
-            .trim_end_matches("/graphql")
-            .parse()
-            .expect("address");
-        OtherProcess { child, addr }
-    }
-}
-
-impl Drop for OtherProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_made_through_one_server_process_reaches_a_subscriber_of_another() {
     if common::postgres_admin_url().is_none() {
@@ -248,10 +197,12 @@ async fn a_change_made_through_one_server_process_reaches_a_subscriber_of_anothe
         c.jwt_secret = JwtSecret::new(SECRET)
     })
     .await;
-    let second = OtherProcess::start(&first.state.config.database_url, SECRET);
+    // A second server: the medgraph binary as its own OS process on the same database, as behind a load
+    // balancer.
+    let second = Server::start(&first.state.config.database_url, SECRET, &[]).await;
     let owner = first.signed_in_user().await;
 
-    for (subscriber, writer) in [(second.addr, first.addr), (first.addr, second.addr)] {
+    for (subscriber, writer) in [(second.addr(), first.addr), (first.addr, second.addr())] {
         let mut socket = subscribed(subscriber, &owner.access, PATIENT_EVENTS).await;
         // The subscription starts listening asynchronously: repeat the change until one arrives.
         let mut created = Vec::new();

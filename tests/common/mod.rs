@@ -12,6 +12,8 @@ use medgraph::domain::Role;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
+pub mod process;
+
 /// A password every test user gets: long enough, and not a commonly used one.
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -84,15 +86,16 @@ fn with_database_name(url: &str, name: &str) -> String {
     format!("{server}/{name}{query}")
 }
 
-/// A PostgreSQL database that exists for one test. Dropping it drops the database, on a thread of its own
-/// with its own runtime, so it also happens when the test panics.
-struct PgDatabase {
+/// A PostgreSQL database that exists for one test. Dropping it drops the database (WITH (FORCE)), on a
+/// thread of its own with its own runtime, so it also happens when the test panics.
+pub struct PgDatabase {
     admin_url: String,
     name: String,
 }
 
 impl PgDatabase {
-    async fn create(admin_url: &str) -> (PgDatabase, String) {
+    /// Creates `medgraph_test_<uuid>` on the server of `admin_url`; returns it and its connection URL.
+    pub async fn create(admin_url: &str) -> (PgDatabase, String) {
         let name = format!("medgraph_test_{}", uuid::Uuid::now_v7().simple());
         let admin = sea_orm::Database::connect(admin_url)
             .await
@@ -110,6 +113,11 @@ impl PgDatabase {
             },
             url,
         )
+    }
+
+    /// The database's name, `medgraph_test_<uuid>`.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 }
 
