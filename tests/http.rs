@@ -263,3 +263,24 @@ scenario!(
         );
     }
 );
+
+scenario!(
+    response_fields_come_in_the_order_the_query_asked_for,
+    |app| async move {
+        let response = app
+            .client
+            .post(app.url("/graphql"))
+            .header("content-type", "application/json")
+            .body(r#"{"query": "{ zeta: __typename __typename alpha: __typename }"}"#)
+            .send()
+            .await
+            .expect("send");
+        let text = response.text().await.expect("body");
+        let position = |key: &str| {
+            text.find(key)
+                .unwrap_or_else(|| panic!("{key} missing in {text}"))
+        };
+        assert!(position("\"zeta\"") < position("\"__typename\""), "{text}");
+        assert!(position("\"__typename\"") < position("\"alpha\""), "{text}");
+    }
+);
