@@ -1405,7 +1405,14 @@ scenario!(
             "mutation($input: CreatePatientInput!) {{ createPatient(input: $input) {{ {} }} }}",
             nested(12, "id")
         );
-        let deep_introspection = "{ __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } } }".to_owned();
+        // Introspection-only documents may nest deeper than data (schema tooling's standard query is
+        // about 14 deep; the server allows them medgraph::graphql::INTROSPECTION_MAX_DEPTH), but not without bound.
+        let of_types = medgraph::graphql::INTROSPECTION_MAX_DEPTH;
+        let deep_introspection = format!(
+            "{{ __schema {{ types {{ fields {{ type {{ {}name{} }} }} }} }} }}",
+            "ofType { ".repeat(of_types),
+            " }".repeat(of_types)
+        );
         // Too wide: 100 patients × 10 doctors × 10 patients × … is far over the complexity budget.
         let wide_query = "{ patients(first: 100) { nodes { id firstName lastName doctors { id patients { id firstName lastName notes } } } } }".to_owned();
         let wide_mutation = "mutation($input: CreatePatientInput!) { createPatient(input: $input) { id doctors { id patients { id doctors { id patients { id firstName lastName notes address phone } } } } } }".to_owned();
