@@ -190,7 +190,7 @@ scenario!(
     }
 );
 
-/// Written out by hand rather than with `scenario!`, so each database can be marked on its own.
+/// The scenario body, run on both databases by the `scenario!` below.
 async fn a_unicode_name_is_found_by_a_case_insensitive_search_on(app: TestApp) {
     let user = app.signed_in_user().await;
     let id = app
@@ -214,29 +214,10 @@ async fn a_unicode_name_is_found_by_a_case_insensitive_search_on(app: TestApp) {
     }
 }
 
-mod a_unicode_name_is_found_by_a_case_insensitive_search {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        a_unicode_name_is_found_by_a_case_insensitive_search_on(
-            TestApp::spawn(TestDb::Sqlite).await,
-        )
-        .await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        if postgres_admin_url().is_none() {
-            eprintln!("skipping: TEST_DATABASE_URL not set");
-            return;
-        }
-        a_unicode_name_is_found_by_a_case_insensitive_search_on(
-            TestApp::spawn(TestDb::Postgres).await,
-        )
-        .await;
-    }
-}
+scenario!(
+    a_unicode_name_is_found_by_a_case_insensitive_search,
+    |app| a_unicode_name_is_found_by_a_case_insensitive_search_on(app)
+);
 
 scenario!(
     control_characters_in_names_are_bad_user_input,
@@ -1025,7 +1006,7 @@ scenario!(
     }
 );
 
-/// Written out by hand rather than with `scenario!`, so each database can be marked on its own.
+/// The scenario body, run on both databases by the `scenario!` below.
 async fn a_cursor_whose_sort_key_has_the_wrong_type_is_bad_user_input_on(app: TestApp) {
     let (user, admin, patient) = data_with_two_of_everything(&app).await;
     let before = snapshot(&app, &user.access).await;
@@ -1065,29 +1046,10 @@ async fn a_cursor_whose_sort_key_has_the_wrong_type_is_bad_user_input_on(app: Te
     assert_alive(&app).await;
 }
 
-mod a_cursor_whose_sort_key_has_the_wrong_type_is_bad_user_input {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        a_cursor_whose_sort_key_has_the_wrong_type_is_bad_user_input_on(
-            TestApp::spawn(TestDb::Sqlite).await,
-        )
-        .await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        if postgres_admin_url().is_none() {
-            eprintln!("skipping: TEST_DATABASE_URL not set");
-            return;
-        }
-        a_cursor_whose_sort_key_has_the_wrong_type_is_bad_user_input_on(
-            TestApp::spawn(TestDb::Postgres).await,
-        )
-        .await;
-    }
-}
+scenario!(
+    a_cursor_whose_sort_key_has_the_wrong_type_is_bad_user_input,
+    |app| a_cursor_whose_sort_key_has_the_wrong_type_is_bad_user_input_on(app)
+);
 
 // ---------------------------------------------------------------- tokens
 
