@@ -559,6 +559,45 @@ async fn a_body_over_the_limit_gets_413_and_one_under_it_is_served() {
     assert_still_serves(&app, &user).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_body_over_the_limit_gets_413_not_a_reset() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn(TestDb::Sqlite).await;
+    let limit = app.state.config.limits.max_body_bytes;
+    let mut stream = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\n\r\n",
+        app.addr
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    // No Content-Length, so the server only finds out while reading; every byte is written first.
+    let chunk = vec![b' '; 64 * 1024];
+    let mut sent = 0;
+    while sent <= 8 * limit {
+        stream
+            .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .await
+            .expect("chunk size");
+        stream.write_all(&chunk).await.expect("chunk: no reset");
+        stream.write_all(b"\r\n").await.expect("chunk end");
+        sent += chunk.len();
+    }
+    stream.write_all(b"0\r\n\r\n").await.expect("last chunk");
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
+        .await
+        .expect("the server answers and closes within 10 s")
+        .expect("read the response");
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text:.300}");
+    assert!(text.contains("Request body too large"), "{text:.300}");
+    let user = app.signed_in_user().await;
+    assert_still_serves(&app, &user).await;
+}
+
 // ---- page sizes ----
 
 scenario!(
