@@ -472,10 +472,8 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if let Some(declared) = declared {
-        if declared > DRAIN_AT_MOST_BYTES {
-            return Err(BodyError::TooLarge);
-        }
+    if declared.is_some_and(|d| d > DRAIN_AT_MOST_BYTES) {
+        return Err(BodyError::TooLarge);
     }
     let mut stream = body.into_data_stream();
     let mut collected = Vec::with_capacity(declared.map_or(0, |d| d.min(limit as u64) as usize));
