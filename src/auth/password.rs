@@ -1,13 +1,20 @@
-//! Passwords: the NIST SP 800-63B rev 4 policy and argon2id hashing on the blocking pool.
+//! Passwords: the NIST SP 800-63B rev 4 policy and argon2id hashing on dedicated low-priority threads.
 
 use std::{
     collections::HashSet,
-    sync::{Arc, LazyLock},
+    sync::{
+        Arc, LazyLock, Mutex,
+        mpsc::{Receiver, RecvTimeoutError, SyncSender},
+    },
     time::Duration,
 };
 
 use anyhow::Context;
-use argon2::{Argon2, PasswordHasher as _, PasswordVerifier as _};
+use argon2::{
+    Argon2, Block, Params,
+    password_hash::phc::{Output, ParamsString, PasswordHash, Salt},
+};
+use rand::RngCore as _;
 use tokio::sync::Semaphore;
 
 use crate::{
@@ -62,13 +69,22 @@ impl PasswordPolicy {
     }
 }
 
-/// Hashes and verifies with argon2id at OWASP's parameters (the crate defaults: m=19456 KiB, t=2, p=1),
-/// on the blocking pool and with at most one hash per core at a time, so a login storm leaves the async
-/// workers free for ordinary reads. A request that cannot get a hasher within `wait` is refused with
-/// RATE_LIMITED instead of queueing without bound.
+/// Niceness of the hashing threads. Argon2 is pure CPU: at the lowest priority it still takes every idle
+/// cycle (so a login storm alone runs at full speed), but the kernel gives ordinary requests and the
+/// database the cores first, so a login storm cannot starve reads.
+const HASHER_NICENESS: i32 = 19;
+
+type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
+
+/// Hashes and verifies with argon2id at OWASP's parameters (the crate defaults: m=19456 KiB, t=2, p=1) on
+/// one dedicated low-priority thread per core. Each thread reuses its own argon2 memory, so memory stays
+/// at 19 MiB per core however many logins arrive (a fresh 19 MiB allocation per hash on the blocking pool
+/// left the allocator holding hundreds of MiB after a storm). A request that cannot get a hasher within
+/// `wait` is refused with RATE_LIMITED instead of queueing without bound.
 #[derive(Clone)]
 pub struct PasswordHasher {
     permits: Arc<Semaphore>,
+    jobs: SyncSender<Job>,
     wait: Duration,
     dummy_hash: Arc<tokio::sync::OnceCell<String>>,
 }
@@ -76,8 +92,20 @@ pub struct PasswordHasher {
 impl PasswordHasher {
     pub fn new(wait: Duration) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(cores * 2);
+        let queue = Arc::new(Mutex::new(queue));
+        for index in 0..cores {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("argon2-{index}"))
+                .spawn(move || hashing_thread(&queue));
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "could not start a password hashing thread");
+            }
+        }
         Self {
             permits: Arc::new(Semaphore::new(cores)),
+            jobs,
             wait,
             dummy_hash: Arc::default(),
         }
@@ -85,11 +113,30 @@ impl PasswordHasher {
 
     pub async fn hash(&self, password: &str) -> AppResult<String> {
         let password = password.to_owned();
-        self.run(move || {
-            Argon2::default()
-                .hash_password(password.as_bytes())
-                .map(|h| h.to_string())
-                .map_err(|e| anyhow::anyhow!("argon2 hash failed: {e}"))
+        self.run(move |memory| {
+            let mut salt = [0u8; argon2::RECOMMENDED_SALT_LEN];
+            rand::rng().fill_bytes(&mut salt);
+            let argon2 = Argon2::default();
+            let mut output = [0u8; Params::DEFAULT_OUTPUT_LEN];
+            argon2
+                .hash_password_into_with_memory(
+                    password.as_bytes(),
+                    &salt,
+                    &mut output,
+                    sized(memory, argon2.params()),
+                )
+                .map_err(|e| anyhow::anyhow!("argon2 hash failed: {e}"))?;
+            let phc = PasswordHash {
+                algorithm: argon2::Algorithm::Argon2id.ident(),
+                version: Some(argon2::Version::V0x13.into()),
+                params: ParamsString::try_from(argon2.params())
+                    .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?,
+                salt: Some(Salt::new(&salt).map_err(|e| anyhow::anyhow!("argon2 salt: {e}"))?),
+                hash: Some(
+                    Output::new(&output).map_err(|e| anyhow::anyhow!("argon2 output: {e}"))?,
+                ),
+            };
+            Ok(phc.to_string())
         })
         .await
     }
@@ -98,12 +145,35 @@ impl PasswordHasher {
     pub async fn verify(&self, password: &str, hash: &str) -> AppResult<bool> {
         let password = password.to_owned();
         let hash = hash.to_owned();
-        self.run(move || {
-            match Argon2::default().verify_password(password.as_bytes(), hash.as_str()) {
-                Ok(()) => Ok(true),
-                Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
-                Err(e) => Err(anyhow::anyhow!("stored password hash unusable: {e}")),
-            }
+        self.run(move |memory| {
+            let unusable =
+                |e: &dyn std::fmt::Display| anyhow::anyhow!("stored password hash unusable: {e}");
+            let parsed = PasswordHash::new(&hash).map_err(|e| unusable(&e))?;
+            let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+                return Err(unusable(&"no salt or no output"));
+            };
+            let algorithm =
+                argon2::Algorithm::try_from(parsed.algorithm.as_str()).map_err(|e| unusable(&e))?;
+            let version = parsed
+                .version
+                .map(argon2::Version::try_from)
+                .transpose()
+                .map_err(|e| unusable(&e))?
+                .unwrap_or_default();
+            let params = Params::try_from(&parsed).map_err(|e| unusable(&e))?;
+            let argon2 = Argon2::new(algorithm, version, params);
+            let mut output = vec![0u8; expected.len()];
+            argon2
+                .hash_password_into_with_memory(
+                    password.as_bytes(),
+                    salt,
+                    &mut output,
+                    sized(memory, argon2.params()),
+                )
+                .map_err(|e| unusable(&e))?;
+            // Output's equality is constant-time.
+            let computed = Output::new(&output).map_err(|e| unusable(&e))?;
+            Ok(&computed == expected)
         })
         .await
     }
@@ -121,20 +191,72 @@ impl PasswordHasher {
 
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+        work: impl FnOnce(&mut Vec<Block>) -> anyhow::Result<T> + Send + 'static,
     ) -> AppResult<T> {
+        let busy = || AppError::RateLimited {
+            message: "The server is busy checking passwords; try again shortly",
+            retry_after: Some(1),
+        };
         let _permit = match tokio::time::timeout(self.wait, self.permits.acquire()).await {
             Ok(permit) => permit.context("password hasher closed")?,
-            Err(_) => {
-                return Err(AppError::RateLimited {
-                    message: "The server is busy checking passwords; try again shortly",
-                    retry_after: Some(1),
-                });
-            }
+            Err(_) => return Err(busy()),
         };
-        Ok(tokio::task::spawn_blocking(work)
-            .await
-            .context("password hashing task failed")??)
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |memory| {
+            let _ = done.send(work(memory));
+        });
+        // Never full: there are as many permits as threads and twice as many slots.
+        self.jobs.try_send(job).map_err(|_| busy())?;
+        Ok(result.await.context("password hashing thread failed")??)
+    }
+}
+
+/// Address space reserved for a thread's argon2 memory. Above glibc's largest mmap threshold (32 MiB), so
+/// the allocation is always its own mapping and freeing it returns the pages to the system at once;
+/// only the 19 MiB argon2 touches become resident.
+const ARGON2_RESERVATION_BYTES: usize = 33 * 1024 * 1024;
+
+/// A hashing thread frees its argon2 memory after this long without work: warm during a login storm,
+/// nothing resident when idle.
+const HASHER_IDLE_RELEASE: Duration = Duration::from_millis(500);
+
+/// The argon2 memory for `params`, reserved on first use and grown when a stored hash asks for more.
+fn sized<'a>(memory: &'a mut Vec<Block>, params: &Params) -> &'a mut [Block] {
+    let needed = params.block_count();
+    if memory.capacity() == 0 {
+        let reserve = ARGON2_RESERVATION_BYTES / std::mem::size_of::<Block>();
+        *memory = Vec::with_capacity(reserve.max(needed));
+    }
+    if memory.len() < needed {
+        memory.resize(needed, Block::default());
+    }
+    &mut memory[..needed]
+}
+
+fn hashing_thread(queue: &Mutex<Receiver<Job>>) {
+    if let Err(e) =
+        rustix::process::setpriority_process(Some(rustix::thread::gettid()), HASHER_NICENESS)
+    {
+        tracing::warn!(error = %e, "could not lower the password hashing thread's priority");
+    }
+    let mut memory = Vec::new();
+    loop {
+        // The lock is held only while waiting; the sender side closing ends the thread.
+        let job = match queue.lock() {
+            Ok(queue) => queue.recv_timeout(HASHER_IDLE_RELEASE),
+            Err(_) => return,
+        };
+        let job = match job {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout) => {
+                memory = Vec::new();
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut memory))).is_err() {
+            tracing::error!("a password hashing job panicked");
+        }
     }
 }
 
@@ -211,5 +333,67 @@ mod tests {
                 .expect("verify")
         );
         assert!(hasher.verify("x", "not a hash").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn hashes_interoperate_with_the_argon2_crates_own_format() {
+        use argon2::{PasswordHasher as _, PasswordVerifier as _};
+        let hasher = PasswordHasher::new(Duration::from_secs(5));
+        let ours = hasher
+            .hash("correct horse battery staple")
+            .await
+            .expect("hash");
+        Argon2::default()
+            .verify_password(b"correct horse battery staple", ours.as_str())
+            .expect("the crate verifies our hash");
+        let theirs = Argon2::default()
+            .hash_password(b"correct horse battery staple")
+            .expect("crate hash")
+            .to_string();
+        assert!(
+            hasher
+                .verify("correct horse battery staple", &theirs)
+                .await
+                .expect("verify")
+        );
+        assert!(
+            !hasher
+                .verify("correct horse battery stapler", &theirs)
+                .await
+                .expect("verify")
+        );
+        assert!(hasher.verify("x", "not a hash").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn hashing_threads_run_at_the_lowest_priority() {
+        let hasher = PasswordHasher::new(Duration::from_secs(5));
+        hasher
+            .hash("correct horse battery staple")
+            .await
+            .expect("hash");
+        let mut niceness = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task")
+            .expect("tasks")
+            .flatten()
+        {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if comm.trim().starts_with("argon2-") {
+                let stat = std::fs::read_to_string(task.path().join("stat")).expect("stat");
+                let after_name = &stat[stat.rfind(')').expect("comm end") + 2..];
+                // Field 19 of stat is the niceness; fields here start at field 3.
+                let nice: i32 = after_name
+                    .split_whitespace()
+                    .nth(16)
+                    .and_then(|n| n.parse().ok())
+                    .expect("nice");
+                niceness.push(nice);
+            }
+        }
+        assert!(!niceness.is_empty(), "no argon2 threads found");
+        assert!(
+            niceness.iter().all(|n| *n == HASHER_NICENESS),
+            "{niceness:?}"
+        );
     }
 }
