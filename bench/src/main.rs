@@ -55,7 +55,8 @@ struct Args {
     /// Rounds; every round runs every scenario (in a rotated order) and the median is reported.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    /// Smoke run: 1 round of 2 s, 0.5 s warm-up, a small seed. Checks that everything works, not speed.
+    /// Smoke run: 1 round of 2 s, 0.5 s warm-up, a small seed. Checks that everything works (exit 1 on any
+    /// failed answer), not speed.
     #[arg(long)]
     quick: bool,
     /// Cargo profile the server is built with.
@@ -71,7 +72,7 @@ struct Args {
         default_value = "postgres://medgraph:medgraph@127.0.0.1:5432"
     )]
     pg_url: String,
-    /// Only these scenarios (comma-separated keys: typename,a,a1,b,c,d,e,f,g,h).
+    /// Only these scenarios (comma-separated keys: typename,a,a1,a0,b,c,d,e,f,g,h).
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
     /// Where the JSON results go (default: target/bench/results.json).
@@ -214,6 +215,7 @@ async fn run(mut args: Args) -> anyhow::Result<bool> {
 
     let mut runs = Vec::new();
     let mut all_met = true;
+    let mut failed_answers = false;
     for database in databases {
         let result = run_database(
             &args,
@@ -242,6 +244,14 @@ async fn run(mut args: Args) -> anyhow::Result<bool> {
         if database == "postgres" && result.budget.iter().any(|c| !c.pass) {
             all_met = false;
         }
+        if args.quick
+            && result
+                .budget
+                .iter()
+                .any(|c| c.what == report::NO_FAILED_ANSWERS && !c.pass)
+        {
+            failed_answers = true;
+        }
         runs.push(result);
     }
     if pgbench_url.is_some() {
@@ -256,6 +266,10 @@ async fn run(mut args: Args) -> anyhow::Result<bool> {
     std::fs::write(&json_path, serde_json::to_vec_pretty(&results)?)
         .with_context(|| format!("writing {}", json_path.display()))?;
     eprintln!("results written to {}", json_path.display());
+    if failed_answers {
+        eprintln!("medgraph-bench: some answers failed (see the errors column)");
+        return Ok(false);
+    }
     Ok(all_met || !args.check_budget)
 }
 
@@ -530,7 +544,7 @@ async fn run_scenario(
     let server = servers.for_scenario(scenario);
     let seed = round as u64 * 1_000_003;
     let connections = match scenario {
-        Scenario::ListOneConnection => 1,
+        Scenario::ListOneConnection | Scenario::ListPlainOneConnection => 1,
         _ => settings.connections,
     };
     let mut groups = vec![Group {

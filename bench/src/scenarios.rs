@@ -15,6 +15,9 @@ use crate::driver::{Connection, Outcome, Session, SessionFactory};
 pub const TYPENAME: &str = "{ __typename }";
 pub const LIST: &str = "query BenchList($first: Int!) { patients(first: $first) { totalCount \
     nodes { id firstName lastName age gender doctors { id fullName specialization } } } }";
+/// (a) without the nested doctors, to see what the nested level costs.
+pub const LIST_PLAIN: &str = "query BenchListPlain($first: Int!) { patients(first: $first) { totalCount \
+    nodes { id firstName lastName age gender } } }";
 pub const PATIENT: &str =
     "query BenchPatient($id: ID!) { patient(id: $id) { id firstName lastName age gender phone } }";
 pub const CREATE: &str = "mutation BenchCreate($input: CreatePatientInput!) { \
@@ -54,6 +57,8 @@ pub enum Scenario {
     List,
     /// (a) at one connection: latency without queueing.
     ListOneConnection,
+    /// (a) without `doctors`, at one connection: the difference is what the nested level costs.
+    ListPlainOneConnection,
     /// (b) `patient(id)`.
     Patient,
     /// (c) `createPatient`.
@@ -71,10 +76,11 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 11] = [
         Scenario::Typename,
         Scenario::List,
         Scenario::ListOneConnection,
+        Scenario::ListPlainOneConnection,
         Scenario::Patient,
         Scenario::Create,
         Scenario::AssignUnassign,
@@ -90,6 +96,7 @@ impl Scenario {
             Scenario::Typename => "typename",
             Scenario::List => "a",
             Scenario::ListOneConnection => "a1",
+            Scenario::ListPlainOneConnection => "a0",
             Scenario::Patient => "b",
             Scenario::Create => "c",
             Scenario::AssignUnassign => "d",
@@ -105,6 +112,7 @@ impl Scenario {
             Scenario::Typename => "{ __typename }",
             Scenario::List => "(a) patients(first: 20) + doctors + totalCount",
             Scenario::ListOneConnection => "(a) at 1 connection",
+            Scenario::ListPlainOneConnection => "(a) without doctors, at 1 connection",
             Scenario::Patient => "(b) patient(id)",
             Scenario::Create => "(c) createPatient",
             Scenario::AssignUnassign => "(d) assignDoctor / unassignDoctor",
@@ -130,6 +138,7 @@ impl Scenario {
 enum Op {
     Typename,
     List,
+    ListPlain,
     Patient,
     Create,
     Assign,
@@ -169,6 +178,7 @@ fn mix_of(scenario: Scenario) -> &'static [(Op, u32)] {
     match scenario {
         Scenario::Typename => &[(Op::Typename, 1)],
         Scenario::List | Scenario::ListOneConnection => &[(Op::List, 1)],
+        Scenario::ListPlainOneConnection => &[(Op::ListPlain, 1)],
         Scenario::Patient | Scenario::ReadsDuringLogins => &[(Op::Patient, 1)],
         Scenario::Create => &[(Op::Create, 1)],
         Scenario::AssignUnassign => &[(Op::Assign, 1)],
@@ -255,6 +265,7 @@ impl Script {
         let body = match op {
             Op::Typename => body(TYPENAME, json!({})),
             Op::List => body(LIST, json!({ "first": LIST_PAGE })),
+            Op::ListPlain => body(LIST_PLAIN, json!({ "first": LIST_PAGE })),
             Op::Patient => {
                 let id = self.random_patient().to_owned();
                 body(PATIENT, json!({ "id": id }))
@@ -531,8 +542,9 @@ pub async fn verify(
                 let data = call(&mut conn, None, TYPENAME, json!({})).await?;
                 ensure!(data["__typename"] == "Query", "{{ __typename }}: {data}");
             }
-            Op::List => {
-                let data = call(&mut conn, token, LIST, json!({ "first": LIST_PAGE })).await?;
+            Op::List | Op::ListPlain => {
+                let query = if op == Op::List { LIST } else { LIST_PLAIN };
+                let data = call(&mut conn, token, query, json!({ "first": LIST_PAGE })).await?;
                 let page = &data["patients"];
                 let total = page["totalCount"].as_u64().unwrap_or(0) as usize;
                 ensure!(total >= seeded_patients, "totalCount {total}: {page}");

@@ -9,7 +9,7 @@ use crate::{
     entities::doctor,
     graphql::{
         context::ContextExt,
-        loaders::{load_error, required},
+        loaders::{self, load_error},
         pagination::DoctorConnection,
         parse_id,
         patients::{Patient, SortDirection, patch},
@@ -83,13 +83,8 @@ impl Doctor {
     /// The signed-in user's own patients assigned to this doctor (never anyone else's).
     #[graphql(complexity = "crate::graphql::limits::NESTED_LIST_FACTOR * child_complexity")]
     async fn patients(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Patient>> {
-        let loader = required(&ctx.loaders()?.patients_of_doctor)?;
-        let patients = loader.load_one(self.model_id).await.map_err(load_error)?;
-        Ok(patients
-            .unwrap_or_default()
-            .into_iter()
-            .map(Patient::from)
-            .collect())
+        let patients = ctx.loaders()?.patients_of(self.model_id).await?;
+        Ok(patients.into_iter().map(Patient::from).collect())
     }
 }
 
@@ -176,6 +171,13 @@ impl DoctorQuery {
             ),
         };
         let result = doctors::list(&ctx.app()?.db, filter, sort, descending, &page).await?;
+        if loaders::nodes_select(&ctx.look_ahead(), "patients") {
+            let ids = result.items.iter().map(|(_, d)| DoctorId(d.id)).collect();
+            ctx.loaders()?
+                .prefetch_patients_of(ids)
+                .await
+                .map_err(load_error)?;
+        }
         Ok(DoctorConnection::from_page(result, Doctor::from))
     }
 

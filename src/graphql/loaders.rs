@@ -2,7 +2,10 @@
 //! mapping into one statement per level, whatever the page size. Built per request: they are scoped to
 //! the caller, so nothing cached ever crosses users.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use sea_orm::DatabaseConnection;
@@ -109,6 +112,8 @@ pub struct Loaders {
     pub patients_of_doctor: Option<Arc<DataLoader<PatientsOfDoctor>>>,
     pub patient_by_id: Option<Arc<DataLoader<PatientById>>>,
     pub doctor_by_id: Option<Arc<DataLoader<DoctorById>>>,
+    prefetched_doctors: Prefetched<PatientId, doctor::Model>,
+    prefetched_patients: Prefetched<DoctorId, patient::Model>,
 }
 
 impl Loaders {
@@ -116,34 +121,110 @@ impl Loaders {
         let db = &state.db;
         let audit = &state.audit;
         Loaders {
-            doctors_of_patient: Some(Arc::new(DataLoader::new(
-                DoctorsOfPatient { db: db.clone() },
-                tokio::spawn,
-            ))),
-            patients_of_doctor: Some(Arc::new(DataLoader::new(
-                PatientsOfDoctor {
-                    db: db.clone(),
-                    actor,
-                    audit: audit.clone(),
-                    meta: meta.clone(),
-                },
-                tokio::spawn,
-            ))),
-            patient_by_id: Some(Arc::new(DataLoader::new(
-                PatientById {
-                    db: db.clone(),
-                    actor,
-                    audit: audit.clone(),
-                    meta,
-                },
-                tokio::spawn,
-            ))),
-            doctor_by_id: Some(Arc::new(DataLoader::new(
-                DoctorById { db: db.clone() },
-                tokio::spawn,
-            ))),
+            doctors_of_patient: Some(batched(DoctorsOfPatient { db: db.clone() })),
+            patients_of_doctor: Some(batched(PatientsOfDoctor {
+                db: db.clone(),
+                actor,
+                audit: audit.clone(),
+                meta: meta.clone(),
+            })),
+            patient_by_id: Some(batched(PatientById {
+                db: db.clone(),
+                actor,
+                audit: audit.clone(),
+                meta,
+            })),
+            doctor_by_id: Some(batched(DoctorById { db: db.clone() })),
+            prefetched_doctors: Prefetched::default(),
+            prefetched_patients: Prefetched::default(),
         }
     }
+}
+
+/// A loader with async-graphql's batching delay (1 ms: shorter delays split batches in debug builds, and
+/// tests/dataloader.rs would catch it). The list resolvers load their page's children ahead instead
+/// (`prefetch_doctors_of`), so the lists clients ask for most never wait for the delay.
+fn batched<T: Send + Sync + 'static>(loader: T) -> Arc<DataLoader<T>> {
+    Arc::new(DataLoader::new(loader, tokio::spawn))
+}
+
+type Prefetched<K, V> = Arc<Mutex<HashMap<K, Vec<V>>>>;
+
+/// Takes what a list resolver loaded ahead for `key`; each entry is used once, so a later field of the
+/// same request asks the database again rather than reading something older.
+fn take<K: std::hash::Hash + Eq, V>(prefetched: &Prefetched<K, V>, key: &K) -> Option<Vec<V>> {
+    prefetched.lock().ok()?.remove(key)
+}
+
+impl Loaders {
+    /// Loads the doctors of a page of patients now, in one statement, for the page's `doctors` resolvers:
+    /// batching that does not depend on timing, and no delay, for a list whose selection asks for them.
+    pub async fn prefetch_doctors_of(&self, patients: Vec<PatientId>) -> Result<(), LoadError> {
+        let Some(loader) = &self.doctors_of_patient else {
+            return Ok(());
+        };
+        let mut found = loader.loader().load(&patients).await?;
+        if let Ok(mut prefetched) = self.prefetched_doctors.lock() {
+            for id in patients {
+                let doctors = found.remove(&id).unwrap_or_default();
+                prefetched.insert(id, doctors);
+            }
+        }
+        Ok(())
+    }
+
+    /// The same for the (viewer's) patients of a page of doctors.
+    pub async fn prefetch_patients_of(&self, doctors: Vec<DoctorId>) -> Result<(), LoadError> {
+        let Some(loader) = &self.patients_of_doctor else {
+            return Ok(());
+        };
+        let mut found = loader.loader().load(&doctors).await?;
+        if let Ok(mut prefetched) = self.prefetched_patients.lock() {
+            for id in doctors {
+                let patients = found.remove(&id).unwrap_or_default();
+                prefetched.insert(id, patients);
+            }
+        }
+        Ok(())
+    }
+
+    /// The doctors of `patient`: prefetched by its list, or through the batching loader.
+    pub async fn doctors_of(
+        &self,
+        patient: PatientId,
+    ) -> async_graphql::Result<Vec<doctor::Model>> {
+        if let Some(doctors) = take(&self.prefetched_doctors, &patient) {
+            return Ok(doctors);
+        }
+        let loader = required(&self.doctors_of_patient)?;
+        Ok(loader
+            .load_one(patient)
+            .await
+            .map_err(load_error)?
+            .unwrap_or_default())
+    }
+
+    /// The viewer's patients of `doctor`: prefetched by its list, or through the batching loader.
+    pub async fn patients_of(
+        &self,
+        doctor: DoctorId,
+    ) -> async_graphql::Result<Vec<patient::Model>> {
+        if let Some(patients) = take(&self.prefetched_patients, &doctor) {
+            return Ok(patients);
+        }
+        let loader = required(&self.patients_of_doctor)?;
+        Ok(loader
+            .load_one(doctor)
+            .await
+            .map_err(load_error)?
+            .unwrap_or_default())
+    }
+}
+
+/// True when the selection of a connection asks for `field` on its nodes (through `nodes` or `edges`).
+pub fn nodes_select(look: &async_graphql::Lookahead<'_>, field: &str) -> bool {
+    look.field("nodes").field(field).exists()
+        || look.field("edges").field("node").field(field).exists()
 }
 
 /// Unwraps an optional loader (absent only for anonymous requests, which the resolvers refuse first).

@@ -10,7 +10,7 @@ use crate::{
     graphql::{
         context::ContextExt,
         doctors::Doctor,
-        loaders::{load_error, required},
+        loaders::{self, load_error},
         pagination::PatientConnection,
         parse_id,
         scalars::{Date, DateTime},
@@ -167,16 +167,8 @@ impl Patient {
     /// Doctors assigned to this patient, oldest assignment first.
     #[graphql(complexity = "crate::graphql::limits::NESTED_LIST_FACTOR * child_complexity")]
     async fn doctors(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Doctor>> {
-        let loader = required(&ctx.loaders()?.doctors_of_patient)?;
-        let doctors = loader
-            .load_one(PatientId(self.model.id))
-            .await
-            .map_err(load_error)?;
-        Ok(doctors
-            .unwrap_or_default()
-            .into_iter()
-            .map(Doctor::from)
-            .collect())
+        let doctors = ctx.loaders()?.doctors_of(PatientId(self.model.id)).await?;
+        Ok(doctors.into_iter().map(Doctor::from).collect())
     }
 }
 
@@ -290,6 +282,13 @@ impl PatientQuery {
         };
         let app = ctx.app()?;
         let result = patients::list(&app.db, &actor, filter, sort, descending, &page).await?;
+        if loaders::nodes_select(&ctx.look_ahead(), "doctors") {
+            let ids = result.items.iter().map(|(_, p)| PatientId(p.id)).collect();
+            ctx.loaders()?
+                .prefetch_doctors_of(ids)
+                .await
+                .map_err(load_error)?;
+        }
         let ids = result.items.iter().map(|(_, p)| p.id);
         app.audit.reads(&ctx.meta(), EntityKind::Patient, ids).await;
         Ok(PatientConnection::from_page(result, Patient::from))
