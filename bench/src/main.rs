@@ -469,6 +469,16 @@ async fn run_database(
                 Entry::Scenario(scenario) => {
                     let mut measured =
                         run_scenario(args, settings, &servers, scenario, &fixture, round + 1).await;
+                    if matches!(scenario, Scenario::AssignUnassign | Scenario::Mixed) {
+                        let leftovers =
+                            scenarios::remove_leftover_mappings(servers.main.addr, &fixture)
+                                .await?;
+                        if leftovers > 0 {
+                            measured[0]
+                                .failures
+                                .insert("leftover mappings".into(), leftovers);
+                        }
+                    }
                     for row in &measured {
                         eprintln!(
                             "   round {} {:<45} {:>8.0} req/s  p99 {:>7.2} ms  errors {}",
