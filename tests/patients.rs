@@ -495,3 +495,45 @@ scenario!(patient_operations_require_a_token, |app| async move {
     .assert_code("UNAUTHENTICATED");
     assert_eq!(listed_ids(&app, &user.access).await, vec![id]);
 });
+
+scenario!(
+    concurrent_updates_without_a_version_all_apply,
+    |app| async move {
+        let user = app.signed_in_user().await;
+        let id = app
+            .create_patient(&user.access, patient_input("Race", "Condition", 40))
+            .await;
+        // Without expectedVersion an update is last-writer-wins: none may fail as "changed by someone else".
+        let updates = (0..16).map(|i| {
+            let app = &app;
+            let token = user.access.clone();
+            let id = id.clone();
+            async move {
+                app.gql(
+                    Some(&token),
+                    "mutation($id: ID!, $phone: String) { updatePatient(id: $id, input: { phone: $phone }) { version } }",
+                    json!({ "id": id, "phone": format!("+1-555-{i:04}") }),
+                )
+                .await
+            }
+        });
+        let responses = futures_util::future::join_all(updates).await;
+        for response in &responses {
+            assert!(response.errors().is_empty(), "{}", response.body);
+        }
+        let mut versions: Vec<i64> = responses
+            .iter()
+            .map(|r| {
+                r.data()["updatePatient"]["version"]
+                    .as_i64()
+                    .expect("version")
+            })
+            .collect();
+        versions.sort_unstable();
+        assert_eq!(
+            versions,
+            (2..18).collect::<Vec<i64>>(),
+            "each update saw the one before"
+        );
+    }
+);

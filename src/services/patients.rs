@@ -3,7 +3,8 @@
 
 use chrono::NaiveDate;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Select, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Select,
+    Set,
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 use uuid::Uuid;
@@ -174,7 +175,15 @@ pub async fn update(
     id: PatientId,
     changes: PatientChanges,
 ) -> AppResult<patient::Model> {
-    let current = require(db, actor, id).await?;
+    // Locked until the transaction ends (FOR UPDATE on PostgreSQL; SQLite's write transaction already
+    // excludes other writers): a concurrent update waits instead of making this one fail as stale when
+    // the caller did not ask for a version check.
+    let current = owned(actor)
+        .filter(patient::Column::Id.eq(id.0))
+        .lock_exclusive()
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("Patient"))?;
     let mut v = Validator::new();
     let mut model: patient::ActiveModel = current.clone().into();
 
