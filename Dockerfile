@@ -20,6 +20,8 @@ WORKDIR /src
 # Only what the build needs (see also .dockerignore).
 COPY Cargo.toml Cargo.lock ./
 COPY migration ./migration
+# Cargo loads every workspace member, so the benchmark's manifest and sources come too (not built).
+COPY bench ./bench
 COPY src ./src
 COPY assets ./assets
 COPY schema.graphql ./

@@ -186,3 +186,29 @@ fn dockerfile_runs_as_non_root_from_a_multi_stage_build() {
         "the Dockerfile must build the binary with `--bin medgraph`"
     );
 }
+
+#[test]
+fn dockerfile_copies_every_workspace_member() {
+    // Cargo refuses to build when a listed member is missing, so each must be in the build context.
+    let manifest = read("Cargo.toml");
+    let members_line = manifest
+        .lines()
+        .find(|l| l.trim_start().starts_with("members"))
+        .expect("a [workspace] members line");
+    let members: Vec<&str> = members_line
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|m| *m != ".")
+        .collect();
+    assert!(members.contains(&"migration"), "{members:?}");
+    let dockerfile = read("Dockerfile");
+    for member in members {
+        assert!(
+            dockerfile
+                .lines()
+                .any(|l| l.trim() == format!("COPY {member} ./{member}")),
+            "the Dockerfile does not copy workspace member {member}"
+        );
+    }
+}
