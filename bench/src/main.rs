@@ -81,6 +81,9 @@ struct Args {
     /// Instead of the scenarios: this many requests of (g) in ten rounds, with the server's memory after each.
     #[arg(long)]
     soak: Option<u64>,
+    /// The scenario the soak runs (default g).
+    #[arg(long, default_value = "g")]
+    soak_scenario: String,
     /// Exit with status 1 when a budget line is missed.
     #[arg(long)]
     check_budget: bool,
@@ -669,7 +672,7 @@ async fn run_pgbench(args: &Args, url: &str, round: usize) -> anyhow::Result<Row
     })
 }
 
-/// (g) for `requests` requests in ten equal rounds, printing the server's memory after each.
+/// One scenario (default (g)) for `requests` requests in ten equal rounds, printing the server's memory after each.
 async fn soak(
     args: &Args,
     binary: &std::path::Path,
@@ -679,16 +682,25 @@ async fn soak(
 ) -> anyhow::Result<bool> {
     let url = prepare_database(args, binary, database, sizes).await?;
     let servers = Servers::start(binary, database, &url)?;
+    let scenario = Scenario::parse(&args.soak_scenario)
+        .filter(|s| !s.needs_raised_auth_limit())
+        .with_context(|| {
+            format!(
+                "--soak-scenario {:?}: not a scenario key, or a login one",
+                args.soak_scenario
+            )
+        })?;
     let fixture = Arc::new(fixture(&servers, None, args.connections).await?);
     scenarios::verify(
         servers.main.addr,
-        Scenario::Mixed,
+        scenario,
         &fixture,
         fixture.patient_ids.len(),
     )
     .await?;
     println!(
-        "soak of (g) on {database}: {requests} requests in 10 rounds, {} connections\n",
+        "soak of {} on {database}: {requests} requests in 10 rounds, {} connections\n",
+        scenario.title(),
         args.connections
     );
     println!("| round | requests | req/s | p99 ms | errors | RSS after MiB | peak RSS MiB |");
@@ -702,7 +714,7 @@ async fn soak(
         let started = Instant::now();
         let groups = [Group {
             connections: args.connections,
-            sessions: scenarios::sessions(Scenario::Mixed, fixture.clone(), round),
+            sessions: scenarios::sessions(scenario, fixture.clone(), round),
         }];
         let stats = driver::run(servers.main.addr, &groups, &window).await;
         let elapsed = started.elapsed().as_secs_f64();
@@ -711,12 +723,21 @@ async fn soak(
         let peak = procfs::peak_rss_kib(pid).unwrap_or(0) as f64 / 1024.0;
         first_rss.get_or_insert(rss);
         last_rss = rss;
+        let errors = if stats.failures.is_empty() {
+            "0".to_owned()
+        } else {
+            stats
+                .failures
+                .iter()
+                .map(|(label, count)| format!("{count} {label}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         println!(
-            "| {round} | {} | {:.0} | {:.2} | {} | {rss:.1} | {peak:.1} |",
+            "| {round} | {} | {:.0} | {:.2} | {errors} | {rss:.1} | {peak:.1} |",
             stats.ok + stats.failed(),
             (stats.ok + stats.failed()) as f64 / elapsed,
             stats.percentile_ms(0.99),
-            stats.failed()
         );
     }
     let first = first_rss.unwrap_or(0.0);
