@@ -140,13 +140,19 @@ pub struct HttpState {
     pub schema: AppSchema,
     /// The same schema with a deeper limit, for documents that only introspect (GraphiQL, codegen).
     pub introspection_schema: AppSchema,
+    /// Documents that passed the token and alias limits, parsed (shared by both schemas).
+    pub documents: Arc<graphql::documents::DocumentCache>,
+    /// The APQ store both schemas use: a GET naming a stored hash is checked like a GET with its text.
+    pub persisted_queries: graphql::PersistedQueryStore,
     pub state: AppState,
 }
 
 pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
-    let schema = graphql::build_schema(state.clone());
-    let introspection_schema = graphql::build_introspection_schema(state.clone());
+    let persisted_queries = graphql::persisted_query_storage();
+    let schema = graphql::build_schema(state.clone(), persisted_queries.clone());
+    let introspection_schema =
+        graphql::build_introspection_schema(state.clone(), persisted_queries.clone());
     let request_id = HeaderName::from_static("x-request-id");
     let mut router = Router::new()
         .route(
@@ -161,6 +167,11 @@ pub fn router(state: AppState) -> Router {
         .with_state(HttpState {
             schema,
             introspection_schema,
+            documents: Arc::new(graphql::documents::DocumentCache::new(
+                config.limits.max_tokens,
+                config.limits.max_aliases,
+            )),
+            persisted_queries,
             state,
         })
         .layer(DefaultBodyLimit::max(config.limits.max_body_bytes))

@@ -97,6 +97,59 @@ scenario!(
     }
 );
 
+scenario!(
+    a_persisted_mutation_cannot_be_run_by_its_hash_over_get,
+    |app| async move {
+        let user = app.signed_in_user().await;
+        let mutation = r#"mutation Add { createPatient(input: {firstName: "Via", lastName: "Get", age: 30, gender: FEMALE}) { id } }"#;
+        let extensions =
+            json!({"persistedQuery": {"version": 1, "sha256Hash": sha256_hex(mutation)}});
+        let (status, registered) = post(
+            &app,
+            &user.access,
+            json!({"query": mutation, "extensions": extensions}),
+        )
+        .await;
+        assert_eq!(status, 200, "{registered}");
+        assert!(
+            registered["data"]["createPatient"]["id"].is_string(),
+            "{registered}"
+        );
+
+        let url = format!(
+            "/graphql?extensions={}",
+            url_escape(&serde_json::to_string(&extensions).expect("json"))
+        );
+        let response = app
+            .client
+            .get(app.url(&url))
+            .bearer_auth(&user.access)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(response.status(), 405);
+        assert_eq!(
+            response.headers().get("allow").map(|v| v.to_str().ok()),
+            Some(Some("GET, POST"))
+        );
+        let body: Value = response.json().await.expect("json");
+        assert!(body.get("data").is_none(), "{body}");
+
+        let count = app
+            .gql(
+                Some(&user.access),
+                "{ patients(first: 10) { totalCount } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            count.data()["patients"]["totalCount"],
+            1,
+            "the GET did not create a second patient"
+        );
+    }
+);
+
 fn url_escape(text: &str) -> String {
     text.bytes()
         .map(|b| match b {

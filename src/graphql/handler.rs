@@ -3,10 +3,8 @@
 
 use async_graphql::{
     BatchRequest, BatchResponse,
-    parser::{
-        parse_query,
-        types::{DocumentOperations, OperationType},
-    },
+    extensions::apollo_persisted_queries::CacheStorage,
+    parser::types::{DocumentOperations, ExecutableDocument, OperationType},
 };
 use std::net::{IpAddr, SocketAddr};
 
@@ -22,7 +20,6 @@ use crate::{
     app::HttpState,
     graphql::{
         context::{Caller, RequestData},
-        limits,
         loaders::Loaders,
     },
     services::audit::AuditMeta,
@@ -163,53 +160,89 @@ pub async fn get(
             );
         }
     };
-    // GET must never change anything: mutations only over POST.
-    if let Ok(document) = parse_query(&request.query) {
-        let operation_type = match (&document.operations, request.operation_name.as_deref()) {
-            (DocumentOperations::Single(op), _) => Some(op.node.ty),
-            (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
-            (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
-                ops.values().next().map(|op| op.node.ty)
+    // GET must never change anything: mutations only over POST, whether sent as text or as the hash of
+    // a persisted document. (A document over the limits is refused in `execute`, before anything runs.)
+    let operation_type =
+        if request.query.is_empty() {
+            match persisted_query_hash(&request) {
+                Some(hash) => http.persisted_queries.get(hash).await.and_then(|document| {
+                    operation_type(&document, request.operation_name.as_deref())
+                }),
+                None => None,
             }
-            _ => None,
+        } else {
+            http.documents
+                .check(&request.query)
+                .ok()
+                .and_then(|checked| {
+                    checked
+                        .document
+                        .as_ref()
+                        .and_then(|d| operation_type(d, request.operation_name.as_deref()))
+                })
         };
-        if operation_type.is_some_and(|ty| ty != OperationType::Query) {
-            let mut response = request_error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "Only queries may be sent with GET; send mutations with POST",
-                &headers,
-            );
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
-            return response;
-        }
+    if operation_type.is_some_and(|ty| ty != OperationType::Query) {
+        let mut response = request_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Only queries may be sent with GET; send mutations with POST",
+            &headers,
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+        return response;
     }
     execute(&http, BatchRequest::Single(request), &headers, peer).await
 }
 
+/// The type of the operation a request would run, when the document names it unambiguously.
+fn operation_type(document: &ExecutableDocument, name: Option<&str>) -> Option<OperationType> {
+    match (&document.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.values().next().map(|op| op.node.ty)
+        }
+        _ => None,
+    }
+}
+
+/// The `sha256Hash` of an Apollo persisted-query request.
+fn persisted_query_hash(request: &async_graphql::Request) -> Option<String> {
+    match request.extensions.get("persistedQuery")? {
+        async_graphql::Value::Object(fields) => match fields.get("sha256Hash")? {
+            async_graphql::Value::String(hash) => Some(hash.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 async fn execute(
     http: &HttpState,
-    batch: BatchRequest,
+    mut batch: BatchRequest,
     headers: &HeaderMap,
     peer: SocketAddr,
 ) -> Response {
-    let limits = &http.state.config.limits;
-    let queries: Vec<&str> = match &batch {
-        BatchRequest::Single(r) => vec![r.query.as_str()],
-        BatchRequest::Batch(rs) => rs.iter().map(|r| r.query.as_str()).collect(),
-    };
-    let mut document_names = Vec::with_capacity(queries.len());
-    for query in queries {
-        match limits::check(query, limits.max_tokens, limits.max_aliases) {
-            Ok(info) if info.introspects && !http.state.config.introspection => {
+    let mut document_names = Vec::new();
+    for request in batch.iter_mut() {
+        match http.documents.check(&request.query) {
+            Ok(checked) if checked.info.introspects && !http.state.config.introspection => {
                 return request_error(
                     StatusCode::BAD_REQUEST,
                     "Introspection is disabled on this server",
                     headers,
                 );
             }
-            Ok(info) => document_names.push((info.operation_name, info.introspection_only)),
+            Ok(checked) => {
+                if let Some(document) = &checked.document {
+                    request.set_parsed_query(document.clone());
+                }
+                document_names.push((
+                    checked.info.operation_name.clone(),
+                    checked.info.introspection_only,
+                ));
+            }
             Err(message) => return request_error(StatusCode::BAD_REQUEST, &message, headers),
         }
     }
@@ -273,18 +306,18 @@ async fn execute(
         tag_internal_errors(&mut response, request_id);
     }
     match response {
-        BatchResponse::Single(r) => {
-            let rejected = is_request_error(&r);
-            let body = without_data_if(rejected, &r);
+        BatchResponse::Single(r) if is_request_error(&r) => {
             // GraphQL over HTTP: a request error (parse, validation, variable coercion) is a 400 for
             // clients that accept application/graphql-response+json; legacy JSON clients expect 200.
-            let status = if rejected && response_content_type(headers) == GRAPHQL_RESPONSE_JSON {
+            let status = if response_content_type(headers) == GRAPHQL_RESPONSE_JSON {
                 StatusCode::BAD_REQUEST
             } else {
                 StatusCode::OK
             };
-            json_response(status, &body, headers)
+            json_response(status, &without_data_if(true, &r), headers)
         }
+        // Serialized straight from the response: no intermediate JSON tree on the common path.
+        BatchResponse::Single(r) => json_response(StatusCode::OK, &r, headers),
         BatchResponse::Batch(rs) => {
             let bodies: Vec<serde_json::Value> = rs
                 .iter()

@@ -99,14 +99,24 @@ pub struct DocumentInfo {
     pub introspection_only: bool,
 }
 
+/// A document that passed the limits: what the handler needs, and the parsed document for the executor
+/// (`None` when it does not parse; the executor then reports the syntax error with its position).
+#[derive(Debug)]
+pub struct Checked {
+    pub info: DocumentInfo,
+    pub document: Option<ExecutableDocument>,
+}
+
 /// Checks a document against the token and alias limits; the error says which limit was hit.
-pub fn check(query: &str, max_tokens: usize, max_aliases: usize) -> Result<DocumentInfo, String> {
+pub fn check(query: &str, max_tokens: usize, max_aliases: usize) -> Result<Checked, String> {
     if count_tokens(query, max_tokens) > max_tokens {
         return Err(format!("Query too large: more than {max_tokens} tokens"));
     }
-    // A document that does not parse is reported by the executor with its position.
     let Ok(document) = parse_query(query) else {
-        return Ok(DocumentInfo::default());
+        return Ok(Checked {
+            info: DocumentInfo::default(),
+            document: None,
+        });
     };
     let aliases = count_aliases(&document);
     if aliases > max_aliases {
@@ -133,10 +143,14 @@ pub fn check(query: &str, max_tokens: usize, max_aliases: usize) -> Result<Docum
                 _ => false,
             })
     });
-    Ok(DocumentInfo {
+    let info = DocumentInfo {
         operation_name,
         introspects: introspects(&document),
         introspection_only,
+    };
+    Ok(Checked {
+        info,
+        document: Some(document),
     })
 }
 
@@ -211,25 +225,36 @@ mod tests {
                 .expect_err("too big")
                 .contains("tokens")
         );
-        assert_eq!(check("{ me { id } }", 100, 15), Ok(DocumentInfo::default()));
-        let named = check("query Me { me { id } }", 100, 15).expect("ok");
+        let plain = check("{ me { id } }", 100, 15).expect("ok");
+        assert_eq!(plain.info, DocumentInfo::default());
+        assert!(plain.document.is_some());
+        assert!(check("{ me { id ", 100, 15).expect("ok").document.is_none());
+        let named = check("query Me { me { id } }", 100, 15).expect("ok").info;
         assert_eq!(named.operation_name.as_deref(), Some("Me"));
         assert!(
             check(r#"{ a: __type(name: "User") { name } }"#, 100, 15)
                 .expect("ok")
+                .info
                 .introspects
         );
         let fragment = "{ ...F } fragment F on Query { __schema { types { name } } }";
-        assert!(check(fragment, 100, 15).expect("ok").introspects);
-        assert!(!check("{ __typename }", 100, 15).expect("ok").introspects);
+        assert!(check(fragment, 100, 15).expect("ok").info.introspects);
+        assert!(
+            !check("{ __typename }", 100, 15)
+                .expect("ok")
+                .info
+                .introspects
+        );
         assert!(
             check("query I { __schema { types { name } } }", 100, 15)
                 .expect("ok")
+                .info
                 .introspection_only
         );
         assert!(
             !check("{ __schema { types { name } } me { id } }", 100, 15)
                 .expect("ok")
+                .info
                 .introspection_only
         );
     }

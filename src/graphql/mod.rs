@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod context;
+pub mod documents;
 pub mod error;
 pub mod handler;
 pub mod limits;
@@ -41,6 +42,10 @@ pub struct Mutation(
     mappings::MappingMutation,
 );
 
+/// The APQ document store (async-graphql's bounded LRU), named here so the rest of the crate need not
+/// import async-graphql.
+pub type PersistedQueryStore = LruCacheStorage;
+
 /// Documents kept for automatic persisted queries (least recently used are dropped).
 pub const PERSISTED_QUERY_CACHE: usize = 1_000;
 
@@ -60,28 +65,35 @@ pub fn schema_builder() -> SchemaBuilder<Query, Mutation, subscriptions::Subscri
 pub const INTROSPECTION_MAX_DEPTH: usize = 20;
 
 /// The served schema: limits from the configuration, introspection and suggestions only where allowed.
-pub fn build_schema(state: AppState) -> AppSchema {
-    build_schema_with_depth(state.clone(), state.config.limits.max_depth)
+/// `persisted` holds the APQ documents; the handler reads it too (a hashed GET must be a query).
+pub fn build_schema(state: AppState, persisted: PersistedQueryStore) -> AppSchema {
+    build_schema_with_depth(state.clone(), state.config.limits.max_depth, persisted)
 }
 
 /// The same schema for documents that only introspect, with a depth limit their standard query fits.
-pub fn build_introspection_schema(state: AppState) -> AppSchema {
+pub fn build_introspection_schema(state: AppState, persisted: PersistedQueryStore) -> AppSchema {
     let depth = state.config.limits.max_depth.max(INTROSPECTION_MAX_DEPTH);
-    build_schema_with_depth(state, depth)
+    build_schema_with_depth(state, depth, persisted)
 }
 
-fn build_schema_with_depth(state: AppState, max_depth: usize) -> AppSchema {
+/// The bounded store of automatic persisted queries (Apollo APQ): clients send a hash instead of a
+/// known document. Bounded, so unique hashes cannot grow memory without limit.
+pub fn persisted_query_storage() -> PersistedQueryStore {
+    LruCacheStorage::new(PERSISTED_QUERY_CACHE)
+}
+
+fn build_schema_with_depth(
+    state: AppState,
+    max_depth: usize,
+    persisted: PersistedQueryStore,
+) -> AppSchema {
     let limits = &state.config.limits;
     let mut builder = schema_builder()
         .limit_depth(max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(limits.max_recursion)
-        .limit_directives(limits.max_directives);
-    // Automatic persisted queries (Apollo APQ): clients send a hash instead of a known document.
-    // Bounded, so unique hashes cannot grow memory without limit.
-    builder = builder.extension(ApolloPersistedQueries::new(LruCacheStorage::new(
-        PERSISTED_QUERY_CACHE,
-    )));
+        .limit_directives(limits.max_directives)
+        .extension(ApolloPersistedQueries::new(persisted));
     if !state.config.introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }
