@@ -209,6 +209,35 @@ pub fn router(state: AppState) -> Router {
             tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id)
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(axum::middleware::map_request(drop_unusable_request_id))
+}
+
+/// The longest client-chosen request id kept: the audit trail's `request_id` column is 64 characters.
+pub const MAX_REQUEST_ID_LEN: usize = 64;
+
+/// A client's `x-request-id` is kept only when it fits the audit trail and log lines: one header of at
+/// most 64 characters from a conservative set. Anything else is dropped, and a fresh id is made for the
+/// request, so an odd header can never fail a write or its audit row.
+async fn drop_unusable_request_id(
+    mut request: axum::http::Request<axum::body::Body>,
+) -> axum::http::Request<axum::body::Body> {
+    let mut values = request.headers().get_all("x-request-id").iter();
+    let usable = match (values.next(), values.next()) {
+        (Some(value), None) => value.to_str().is_ok_and(is_usable_request_id),
+        (None, _) => true,
+        (Some(_), Some(_)) => false,
+    };
+    if !usable {
+        request.headers_mut().remove("x-request-id");
+    }
+    request
+}
+
+fn is_usable_request_id(id: &str) -> bool {
+    (1..=MAX_REQUEST_ID_LEN).contains(&id.len())
+        && id.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/' | b'+' | b'=')
+        })
 }
 
 /// Headers every response carries unless the handler set its own (GraphiQL sets a looser CSP).

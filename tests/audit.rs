@@ -1181,3 +1181,46 @@ scenario!(
         }
     }
 );
+
+scenario!(
+    an_unusable_request_id_is_replaced_and_the_change_keeps_its_audit_row,
+    |app| async move {
+        let user = app.signed_in_user().await;
+        // Longer than the audit column, and with characters that do not belong in a log line.
+        for sent in ["r".repeat(200), "bad id\twith spaces".to_owned()] {
+            let response = app
+                .client
+                .post(app.url("/graphql"))
+                .bearer_auth(&user.access)
+                .header("x-request-id", &sent)
+                .json(&json!({
+                    "query": "mutation($input: CreatePatientInput!) { createPatient(input: $input) { id } }",
+                    "variables": { "input": patient_input("Long", "Header", 40) },
+                }))
+                .send()
+                .await
+                .expect("send");
+            let echoed = response
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+                .expect("a request id in the response");
+            assert_ne!(echoed, sent);
+            assert!(
+                echoed.len() <= medgraph::app::MAX_REQUEST_ID_LEN,
+                "{echoed}"
+            );
+            let created = GqlResponse::read(response).await;
+            let id = string(&created.data()["createPatient"]["id"]);
+            assert_single_change(
+                &rows_of(&app, &echoed).await,
+                "CREATE",
+                "PATIENT",
+                &id,
+                &user.user_id,
+                &echoed,
+            );
+        }
+    }
+);

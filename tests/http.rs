@@ -94,6 +94,54 @@ scenario!(
 );
 
 scenario!(
+    get_selects_the_operation_named_by_operation_name,
+    |app| async move {
+        let user = app.signed_in_user().await;
+        let document = "query Name { me { name } } query Kind { __typename } mutation Drop { logout(refreshToken: \"x\") }";
+        let get = |operation: &'static str| {
+            app.client
+                .get(app.url("/graphql"))
+                .query(&[("query", document), ("operationName", operation)])
+                .header(ACCEPT, GRAPHQL_ACCEPT)
+                .bearer_auth(&user.access)
+                .send()
+        };
+        let kind = GqlResponse::read(get("Kind").await.expect("GET Kind")).await;
+        assert_eq!(kind.data()["__typename"], "Query");
+        assert!(
+            kind.data().get("me").is_none(),
+            "only the named operation runs"
+        );
+        let name = GqlResponse::read(get("Name").await.expect("GET Name")).await;
+        assert!(name.data()["me"]["name"].is_string());
+        let mutation = get("Drop").await.expect("GET Drop");
+        assert_eq!(mutation.status(), StatusCode::METHOD_NOT_ALLOWED);
+    }
+);
+
+scenario!(
+    a_get_whose_parameters_are_not_utf8_is_a_bad_request,
+    |app| async move {
+        let response = app
+            .client
+            .get(app.url("/graphql?query=%7B__typename%FF%7D"))
+            .header(ACCEPT, GRAPHQL_ACCEPT)
+            .send()
+            .await
+            .expect("GET /graphql");
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body: serde_json::Value = response.json().await.expect("json");
+        assert!(body.get("data").is_none(), "{body}");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("UTF-8")),
+            "{body}"
+        );
+    }
+);
+
+scenario!(
     the_graphiql_page_is_served_without_internet_access,
     |app| async move {
         let response = app

@@ -150,7 +150,7 @@ pub async fn get(
             &headers,
         );
     }
-    let request = match async_graphql::http::parse_query_string(query_string) {
+    let request = match crate::graphql::query_string::parse(query_string) {
         Ok(request) => request,
         Err(e) => {
             return request_error(

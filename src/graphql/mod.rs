@@ -8,6 +8,7 @@ pub mod handler;
 pub mod limits;
 pub mod loaders;
 pub mod pagination;
+pub mod query_string;
 pub mod scalars;
 pub mod subscriptions;
 
