@@ -150,9 +150,16 @@ pub struct HttpState {
 pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
     let persisted_queries = graphql::persisted_query_storage();
-    let schema = graphql::build_schema(state.clone(), persisted_queries.clone());
-    let introspection_schema =
-        graphql::build_introspection_schema(state.clone(), persisted_queries.clone());
+    let documents = Arc::new(graphql::documents::DocumentCache::new(
+        config.limits.max_tokens,
+        config.limits.max_aliases,
+    ));
+    let schema = graphql::build_schema(state.clone(), persisted_queries.clone(), documents.clone());
+    let introspection_schema = graphql::build_introspection_schema(
+        state.clone(),
+        persisted_queries.clone(),
+        documents.clone(),
+    );
     let request_id = HeaderName::from_static("x-request-id");
     let mut router = Router::new()
         .route(
@@ -167,10 +174,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(HttpState {
             schema,
             introspection_schema,
-            documents: Arc::new(graphql::documents::DocumentCache::new(
-                config.limits.max_tokens,
-                config.limits.max_aliases,
-            )),
+            documents,
             persisted_queries,
             state,
         })

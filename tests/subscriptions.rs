@@ -186,6 +186,67 @@ scenario!(mapping_events_follow_assignments, |app| async move {
     );
 });
 
+scenario!(
+    mapping_events_reach_only_the_patients_owner,
+    |app| async move {
+        let owner = app.signed_in_user().await;
+        let stranger = app.signed_in_user().await;
+        let mut strangers_socket = subscribed(
+            app.addr,
+            &stranger.access,
+            "subscription { mappingEvents { action mappingId } }",
+        )
+        .await;
+        let doctor = app
+            .create_doctor(
+                &owner.access,
+                common::doctor_input("Shared", "Doc", "Oncology"),
+            )
+            .await;
+        let owners_patient = app
+            .create_patient(&owner.access, patient_input("Own", "Er", 50))
+            .await;
+        app.assign(&owner.access, &owners_patient, &doctor).await;
+        // The stranger's own assignment comes next: the first event it sees must be that one.
+        let strangers_patient = app
+            .create_patient(&stranger.access, patient_input("Str", "Anger", 40))
+            .await;
+        let strangers_mapping = app
+            .assign(&stranger.access, &strangers_patient, &doctor)
+            .await;
+        let first = next(&mut strangers_socket).await.expect("an event");
+        assert_eq!(
+            first["payload"]["data"]["mappingEvents"]["mappingId"],
+            Value::String(strangers_mapping),
+            "{first}"
+        );
+    }
+);
+
+scenario!(
+    a_subscription_over_the_shape_limits_is_refused,
+    |app| async move {
+        let user = app.signed_in_user().await;
+        let aliases: String = (0..20).map(|i| format!("a{i}: action ")).collect();
+        let mut socket = subscribed(
+            app.addr,
+            &user.access,
+            &format!("subscription {{ patientEvents {{ {aliases} }} }}"),
+        )
+        .await;
+        // async-graphql answers a refused document with one `next` carrying only errors.
+        let answer = next(&mut socket).await.expect("an answer");
+        assert_eq!(answer["type"], "next", "{answer}");
+        assert!(answer["payload"]["data"].is_null(), "{answer}");
+        assert!(
+            answer["payload"]["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("aliases")),
+            "{answer}"
+        );
+    }
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_made_through_one_server_process_reaches_a_subscriber_of_another() {
     if common::postgres_admin_url().is_none() {

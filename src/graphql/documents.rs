@@ -7,6 +7,11 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use async_graphql::{
+    ServerError, ServerResult, Variables,
+    extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery},
+    parser::types::ExecutableDocument,
+};
 use lru::LruCache;
 
 use crate::graphql::limits::{self, Checked};
@@ -59,6 +64,38 @@ impl DocumentCache {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.entries.lock().map(|e| e.len()).unwrap_or(0)
+    }
+}
+
+/// The token and alias limits as a schema extension, so every transport gets them: the HTTP handler
+/// checks first (to answer with HTTP status codes), and subscriptions over WebSocket are checked here.
+/// A document the handler already checked is a cache hit.
+pub struct ShapeLimits(pub Arc<DocumentCache>);
+
+impl ExtensionFactory for ShapeLimits {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ShapeLimitsExtension(self.0.clone()))
+    }
+}
+
+struct ShapeLimitsExtension(Arc<DocumentCache>);
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for ShapeLimitsExtension {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        // An empty query is a persisted one (APQ): its text was checked when it was registered.
+        if !query.is_empty() {
+            self.0
+                .check(query)
+                .map_err(|message| ServerError::new(message, None))?;
+        }
+        next.run(ctx, query, variables).await
     }
 }
 

@@ -22,7 +22,13 @@ use async_graphql::{
     extensions::apollo_persisted_queries::{ApolloPersistedQueries, LruCacheStorage},
 };
 
-use crate::{app::AppState, error::AppError};
+use std::sync::Arc;
+
+use crate::{
+    app::AppState,
+    error::AppError,
+    graphql::documents::{DocumentCache, ShapeLimits},
+};
 
 /// The root query: every field requires a signed-in caller.
 #[derive(MergedObject, Default)]
@@ -67,14 +73,27 @@ pub const INTROSPECTION_MAX_DEPTH: usize = 20;
 
 /// The served schema: limits from the configuration, introspection and suggestions only where allowed.
 /// `persisted` holds the APQ documents; the handler reads it too (a hashed GET must be a query).
-pub fn build_schema(state: AppState, persisted: PersistedQueryStore) -> AppSchema {
-    build_schema_with_depth(state.clone(), state.config.limits.max_depth, persisted)
+pub fn build_schema(
+    state: AppState,
+    persisted: PersistedQueryStore,
+    documents: Arc<DocumentCache>,
+) -> AppSchema {
+    build_schema_with_depth(
+        state.clone(),
+        state.config.limits.max_depth,
+        persisted,
+        documents,
+    )
 }
 
 /// The same schema for documents that only introspect, with a depth limit their standard query fits.
-pub fn build_introspection_schema(state: AppState, persisted: PersistedQueryStore) -> AppSchema {
+pub fn build_introspection_schema(
+    state: AppState,
+    persisted: PersistedQueryStore,
+    documents: Arc<DocumentCache>,
+) -> AppSchema {
     let depth = state.config.limits.max_depth.max(INTROSPECTION_MAX_DEPTH);
-    build_schema_with_depth(state, depth, persisted)
+    build_schema_with_depth(state, depth, persisted, documents)
 }
 
 /// The bounded store of automatic persisted queries (Apollo APQ): clients send a hash instead of a
@@ -87,6 +106,7 @@ fn build_schema_with_depth(
     state: AppState,
     max_depth: usize,
     persisted: PersistedQueryStore,
+    documents: Arc<DocumentCache>,
 ) -> AppSchema {
     let limits = &state.config.limits;
     let mut builder = schema_builder()
@@ -94,7 +114,8 @@ fn build_schema_with_depth(
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(limits.max_recursion)
         .limit_directives(limits.max_directives)
-        .extension(ApolloPersistedQueries::new(persisted));
+        .extension(ApolloPersistedQueries::new(persisted))
+        .extension(ShapeLimits(documents));
     if !state.config.introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }

@@ -190,7 +190,11 @@ pub async fn websocket(
         .map(str::to_owned);
     let state = http.state.clone();
     let schema = http.schema.clone();
+    // A subscribe message is a request: the same size limit as a POST body.
+    let max_message = http.state.config.limits.max_body_bytes;
     upgrade
+        .max_message_size(max_message)
+        .max_frame_size(max_message)
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| async move {
             GraphQLWebSocket::new(socket, schema, protocol)
