@@ -161,6 +161,8 @@ pub struct Config {
     pub refresh_token_ttl: Duration,
     pub environment: Environment,
     pub log_format: LogFormat,
+    /// The tracing filter (`RUST_LOG`), checked here so a typo stops the start instead of silencing logs.
+    pub log_filter: String,
     pub db_max_connections: u32,
     pub password_min_length: usize,
     /// Introspection and "did you mean" suggestions (on in development, off in production by default).
@@ -222,6 +224,12 @@ impl Config {
                 ));
             }
         };
+
+        let log_filter =
+            get("RUST_LOG").unwrap_or_else(|| crate::telemetry::DEFAULT_FILTER.to_owned());
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log_filter) {
+            return Err(invalid("RUST_LOG", format!("not a log filter: {e}")));
+        }
 
         let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
         if !(database_url.starts_with("sqlite:")
@@ -422,6 +430,7 @@ impl Config {
             refresh_token_ttl,
             environment,
             log_format,
+            log_filter,
             db_max_connections,
             password_min_length,
         })
@@ -437,6 +446,7 @@ impl Config {
             refresh_token_ttl: Duration::from_secs(14 * 24 * 3600),
             environment: Environment::Development,
             log_format: LogFormat::Pretty,
+            log_filter: crate::telemetry::DEFAULT_FILTER.to_owned(),
             db_max_connections: 5,
             password_min_length: DEFAULT_PASSWORD_MIN_LENGTH,
             introspection: true,

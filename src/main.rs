@@ -9,8 +9,14 @@ use medgraph::{
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    // A missing .env is normal; real environment variables take precedence over it.
-    let _ = dotenvy::dotenv();
+    // A missing .env is normal; real environment variables take precedence over it. A malformed one
+    // stops the start: the lines after the bad one would otherwise be silently ignored.
+    if let Err(e) = dotenvy::dotenv()
+        && !e.not_found()
+    {
+        eprintln!("medgraph: invalid configuration: .env: {e}");
+        return std::process::ExitCode::from(2);
+    }
     let cli = Cli::parse();
     if matches!(cli.command, Some(Command::Schema)) {
         print!("{}", medgraph::graphql::sdl());
@@ -23,7 +29,7 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    telemetry::init(config.log_format);
+    telemetry::init(config.log_format, &config.log_filter);
     let result = cli::run(cli, config).await;
     telemetry::shutdown();
     match result {

@@ -7,9 +7,9 @@ use crate::config::LogFormat;
 
 pub const DEFAULT_FILTER: &str = "medgraph=info,tower_http=info";
 
-pub fn init(format: LogFormat) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+/// Starts logging with `filter` (`Config::log_filter`, already checked).
+pub fn init(format: LogFormat, filter: &str) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let output = match format {
         LogFormat::Pretty => fmt::layer().with_writer(std::io::stderr).boxed(),
         LogFormat::Json => fmt::layer().json().with_writer(std::io::stderr).boxed(),

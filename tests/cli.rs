@@ -47,6 +47,7 @@ fn an_invalid_setting_exits_non_zero_with_one_line_naming_the_variable() {
         ("BIND_ADDR", "nowhere"),
         ("ACCESS_TOKEN_TTL", "soonish"),
         ("MEDGRAPH_ENV", "staging"),
+        ("RUST_LOG", "medgraph=loudest"),
     ] {
         let output = run(medgraph(&dir).env(var, value).arg("serve"));
         assert!(!output.status.success(), "{var}={value} should fail");
@@ -58,6 +59,27 @@ fn an_invalid_setting_exits_non_zero_with_one_line_naming_the_variable() {
         );
         assert!(err.contains(var), "{err}");
     }
+}
+
+#[test]
+fn a_dotenv_file_is_read_and_a_malformed_one_stops_the_start() {
+    let dir = workdir();
+    std::fs::write(dir.join(".env"), "BIND_ADDR=nowhere\n").expect("write .env");
+    let output = run(medgraph(&dir).arg("serve"));
+    assert!(!output.status.success(), "the .env value is used");
+    assert!(stderr(&output).contains("BIND_ADDR"), "{}", stderr(&output));
+
+    std::fs::write(dir.join(".env"), "GOOD=1\nthis line is not a setting\n").expect("write .env");
+    let output = run(medgraph(&dir).arg("serve"));
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert_eq!(
+        err.trim().lines().count(),
+        1,
+        "one line expected, got: {err}"
+    );
+    assert!(err.contains(".env"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
