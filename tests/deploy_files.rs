@@ -12,6 +12,10 @@ const DOCUMENTED_ELSEWHERE: &[&str] = &[
     "TEST_DATABASE_URL",
     // read by docker compose
     "POSTGRES_PASSWORD",
+    // read by `medgraph user create` (src/cli.rs), not part of the server's configuration
+    "MEDGRAPH_PASSWORD",
+    // read by the OpenTelemetry SDK in `--features otel` builds (src/telemetry.rs)
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
 ];
 
 fn read(relative: &str) -> String {
