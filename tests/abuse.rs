@@ -550,6 +550,64 @@ abuse_scenario!(
 );
 
 /// The audit rows of `user_id`, oldest first, as (action, client_ip).
+const CHANGE_PASSWORD: &str =
+    "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) }";
+
+abuse_scenario!(
+    guessing_the_current_password_in_change_password_backs_off_like_a_login,
+    |c| c.abuse.backoff_after = 2,
+    |app| async move {
+        let email = create_account(&app).await;
+        let session = try_login(&app, &email, PASSWORD).await;
+        let token = access_token(&session);
+        let user_id = string(&session.data()["login"]["user"]["id"]);
+        let change = |current: &'static str| {
+            app.gql(
+                Some(&token),
+                CHANGE_PASSWORD,
+                json!({ "c": current, "n": "an entirely new passphrase for tests" }),
+            )
+        };
+        for _ in 0..2 {
+            change(WRONG_PASSWORD)
+                .await
+                .assert_bad_input("currentPassword");
+        }
+        assert_eq!(account(&app, &email).await.failed_logins, 2);
+        // Even the right password now waits, as a login would.
+        assert_rate_limited(&change(PASSWORD).await);
+        try_login(&app, &email, PASSWORD)
+            .await
+            .assert_code("RATE_LIMITED");
+
+        age_last_failure(&app, &email).await;
+        let changed = change(PASSWORD).await;
+        assert_eq!(changed.data()["changePassword"], true, "{}", changed.body);
+        let stored = account(&app, &email).await;
+        assert_eq!(
+            stored.failed_logins, 0,
+            "a successful change clears the count"
+        );
+
+        let actions: Vec<String> = audit_rows(&app, &user_id)
+            .await
+            .into_iter()
+            .map(|(action, _)| action)
+            .collect();
+        // Two wrong passwords, then the refused change and the refused login (each a failed attempt).
+        assert_eq!(
+            actions.iter().filter(|a| *a == "LOGIN_FAILED").count(),
+            4,
+            "{actions:?}"
+        );
+        assert_eq!(
+            actions.last().map(String::as_str),
+            Some("UPDATE"),
+            "{actions:?}"
+        );
+    }
+);
+
 async fn audit_rows(app: &TestApp, user_id: &str) -> Vec<(String, Option<String>)> {
     app.state.audit.flush().await;
     let user_id = uuid::Uuid::parse_str(user_id).expect("a user id");

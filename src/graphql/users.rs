@@ -220,8 +220,15 @@ impl UserMutation {
     ) -> async_graphql::Result<bool> {
         let actor = ctx.actor()?;
         let app = ctx.app()?;
-        accounts::change_password(&app.db, &app.auth, &actor, &current_password, &new_password)
-            .await?;
+        accounts::change_password(
+            &app.db,
+            &app.auth,
+            &actor,
+            &ctx.meta(),
+            &current_password,
+            &new_password,
+        )
+        .await?;
         Ok(true)
     }
 }

@@ -387,20 +387,30 @@ pub async fn update_me(
 }
 
 /// Changes the password after checking the current one, and signs out every other session by revoking
-/// all of the user's refresh tokens (access tokens lapse within their short lifetime).
+/// all of the user's refresh tokens (access tokens lapse within their short lifetime). Checking the
+/// current password is a sign-in attempt: it gets the account's back-off and lockout, a wrong one
+/// counts as a failed login, and both outcomes are in the audit trail (the change in its transaction).
 pub async fn change_password(
     db: &DatabaseConnection,
     auth: &Auth,
     actor: &Actor,
+    meta: &AuditMeta,
     current_password: &str,
     new_password: &str,
 ) -> AppResult<()> {
     let user = me(db, actor).await?;
+    let account = Some((EntityKind::User, user.id));
+    if let Err(refusal) = throttle(&auth.abuse, &user) {
+        audit::record(db, meta, Action::LoginFailed, account, Outcome::Failure).await?;
+        return Err(refusal);
+    }
     if !auth
         .hasher
         .verify(current_password, &user.password_hash)
         .await?
     {
+        record_failed_login(db, &auth.abuse, user.id).await?;
+        audit::record(db, meta, Action::LoginFailed, account, Outcome::Failure).await?;
         return Err(AppError::field("currentPassword", "is incorrect"));
     }
     auth.policy
@@ -412,6 +422,8 @@ pub async fn change_password(
     let user_id = user.id;
     let mut model: user::ActiveModel = user.into();
     model.password_hash = Set(password_hash);
+    model.failed_logins = Set(0);
+    model.last_failed_login_at = Set(None);
     model.updated_at = Set(now());
     model.update(&txn).await?;
     refresh_token::Entity::update_many()
@@ -420,6 +432,7 @@ pub async fn change_password(
         .filter(refresh_token::Column::RevokedAt.is_null())
         .exec(&txn)
         .await?;
+    audit::record(&txn, meta, Action::Update, account, Outcome::Success).await?;
     txn.commit().await?;
     Ok(())
 }
