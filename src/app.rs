@@ -22,7 +22,6 @@ use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     set_header::SetResponseHeaderLayer,
-    timeout::TimeoutLayer,
     trace::TraceLayer,
 };
 
@@ -179,9 +178,9 @@ pub fn router(state: AppState) -> Router {
             state,
         })
         .layer(DefaultBodyLimit::max(config.limits.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
+        .layer(axum::middleware::from_fn_with_state(
             config.limits.request_timeout,
+            time_limit,
         ));
     for (name, value) in security_headers(config.is_production()) {
         router = router.layer(SetResponseHeaderLayer::if_not_present(name, value));
@@ -214,6 +213,32 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .layer(axum::middleware::map_request(drop_unusable_request_id))
+}
+
+/// `REQUEST_TIMEOUT` for every request: past it the work is dropped (an open transaction rolls back)
+/// and the client gets a 503 whose body is a GraphQL error list saying so, not an empty page.
+async fn time_limit(
+    State(limit): State<Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(limit_ms = limit.as_millis() as u64, "request timed out");
+            let message = format!(
+                "The request took longer than the server's limit of {}",
+                humantime::format_duration(limit)
+            );
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+                serde_json::json!({ "errors": [{ "message": message }] }).to_string(),
+            )
+                .into_response()
+        }
+    }
 }
 
 /// The longest client-chosen request id kept: the audit trail's `request_id` column is 64 characters.

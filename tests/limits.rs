@@ -1056,3 +1056,94 @@ async fn x_request_id_is_generated_when_absent_and_echoed_when_sent() {
         Some("limits-test-refused-7")
     );
 }
+
+/// Holds an exclusive lock on `patients` from a connection of the app's own pool until `release` fires:
+/// every statement on that table then waits, which makes a slow request that is not flaky.
+async fn lock_patients_table(app: &TestApp) -> tokio::sync::oneshot::Sender<()> {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let (locked_tx, locked_rx) = tokio::sync::oneshot::channel();
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let db = app.state.db.clone();
+    tokio::spawn(async move {
+        let txn = db.begin().await.expect("begin");
+        txn.execute_unprepared("LOCK TABLE patients IN ACCESS EXCLUSIVE MODE")
+            .await
+            .expect("lock patients");
+        let _ = locked_tx.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(20), release_rx).await;
+        let _ = txn.rollback().await;
+    });
+    locked_rx.await.expect("the table is locked");
+    release_tx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_the_request_timeout_gets_a_503_with_an_error_list() {
+    if postgres_admin_url().is_none() {
+        eprintln!("skipping: TEST_DATABASE_URL not set");
+        return;
+    }
+    let app = TestApp::spawn_with(TestDb::Postgres, |c| {
+        c.limits.request_timeout = Duration::from_millis(700);
+    })
+    .await;
+    let user = app.signed_in_user().await;
+    let release = lock_patients_table(&app).await;
+
+    let started = Instant::now();
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&user.access)
+        .json(&json!({ "query": "{ patients { totalCount } }" }))
+        .send()
+        .await
+        .expect("send");
+    let waited = started.elapsed();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(waited < Duration::from_secs(4), "answered after {waited:?}");
+    let body: Value = response.json().await.expect("a JSON body");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("took longer")),
+        "{body}"
+    );
+    // A request that does not touch the locked table is served meanwhile.
+    let me = app.gql(user.token(), "{ me { id } }", json!({})).await;
+    assert_eq!(me.data()["me"]["id"], user.user_id.as_str());
+
+    let _ = release.send(());
+    assert_still_serves(&app, &user).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_past_the_statement_timeout_fails_fast_without_internals() {
+    if postgres_admin_url().is_none() {
+        eprintln!("skipping: TEST_DATABASE_URL not set");
+        return;
+    }
+    let app = TestApp::spawn_with(TestDb::Postgres, |c| {
+        c.limits.statement_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let user = app.signed_in_user().await;
+    let release = lock_patients_table(&app).await;
+
+    let started = Instant::now();
+    let response = app
+        .gql(user.token(), "{ patients { totalCount } }", json!({}))
+        .await;
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(4), "answered after {waited:?}");
+    response.assert_code("INTERNAL_SERVER_ERROR");
+    assert_eq!(response.error_message(), "Internal server error");
+    assert!(
+        !response.body.to_string().contains("statement timeout"),
+        "{}",
+        response.body
+    );
+
+    let _ = release.send(());
+    assert_still_serves(&app, &user).await;
+}
