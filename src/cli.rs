@@ -69,8 +69,8 @@ pub struct SeedArgs {
     /// Distinguishes seed runs: seeding the same run id twice changes nothing.
     #[arg(long, default_value = "demo")]
     pub run_id: String,
-    /// Number of users.
-    #[arg(long, default_value_t = 5)]
+    /// Number of users (at least 1: the first user's account marks the run as seeded).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub users: u32,
     /// Patients of each user (the first user gets `--first-user-patients` if given).
     #[arg(long, default_value_t = 20)]
@@ -147,6 +147,9 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     }
 }
 
+/// Longest a shutdown waits to write buffered audit rows.
+const SHUTDOWN_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
+
 async fn serve(config: Config) -> anyhow::Result<()> {
     if config.jwt_secret.generated {
         tracing::warn!(
@@ -161,7 +164,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(database = %app::redact_url(&config.database_url), "medgraph listening on http://{addr}");
     println!("medgraph is running: GraphiQL at http://{addr}/graphql");
     app::serve(listener, app::router(state.clone())).await?;
-    state.shutdown().await;
+    // Bounded: with the database gone for good, buffered audit rows cannot be written, and the process
+    // must still end within an orchestrator's grace period.
+    if tokio::time::timeout(SHUTDOWN_FLUSH_LIMIT, state.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::error!("buffered audit rows could not be written before shutdown; they are lost");
+    }
     if let Err(e) = state.db.close_by_ref().await {
         tracing::warn!(error = %e, "closing the database pool");
     }

@@ -1224,3 +1224,57 @@ scenario!(
         }
     }
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffered_reads_wait_out_a_database_that_refuses_them_for_seconds() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    if postgres_admin_url().is_none() {
+        eprintln!("skipping: TEST_DATABASE_URL not set");
+        return;
+    }
+    // Each blocked insert is cancelled after 300 ms; the table stays locked for 8 s, well past the
+    // 5 retries (about 5 s) after which the writer once dropped the rows.
+    let app = TestApp::spawn_with(TestDb::Postgres, |c| {
+        c.limits.statement_timeout = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let user = app.signed_in_user().await;
+    let id = app
+        .create_patient(&user.access, patient_input("Read", "During", 30))
+        .await;
+
+    let db = app.state.db.clone();
+    let (locked_tx, locked_rx) = tokio::sync::oneshot::channel();
+    let holder = tokio::spawn(async move {
+        let txn = db.begin().await.expect("begin");
+        txn.execute_unprepared("LOCK TABLE audit_events IN ACCESS EXCLUSIVE MODE")
+            .await
+            .expect("lock audit_events");
+        let _ = locked_tx.send(());
+        tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+        txn.rollback().await.expect("release");
+    });
+    locked_rx.await.expect("locked");
+
+    let rid = request_id("read-during-outage");
+    let read = gql_rid(
+        &app,
+        user.token(),
+        &rid,
+        "query($id: ID!) { patient(id: $id) { id } }",
+        json!({ "id": id }),
+    )
+    .await;
+    assert_eq!(read.data()["patient"]["id"], id.as_str());
+    holder.await.expect("lock holder");
+
+    let rows = rows_of(&app, &rid).await;
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.action == "READ" && r.entity_id == Some(uuid(&id)))
+            .count(),
+        1,
+        "the read is in the trail once the database takes it: {}",
+        describe(&rows)
+    );
+}

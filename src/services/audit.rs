@@ -280,27 +280,65 @@ impl AuditSink {
     }
 }
 
+/// Longest pause between two attempts while the database is unreachable.
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(2);
+
 async fn write(db: &DatabaseConnection, pending: &mut Vec<audit_event::ActiveModel>) {
     while !pending.is_empty() {
         let rest = pending.split_off(pending.len().min(BATCH));
         let batch = std::mem::replace(pending, rest);
         let count = batch.len();
-        // Retry briefly: the database may be restarting; losing audit rows is worse than a late write.
-        let mut attempt = 0;
+        let mut attempt: u32 = 0;
         loop {
-            match insert(db, &batch).await {
-                Ok(_) => break,
-                Err(e) if attempt < 5 => {
-                    attempt += 1;
-                    tracing::warn!(error = %e, attempt, "audit write failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+            let Err(e) = insert(db, &batch).await else {
+                break;
+            };
+            attempt += 1;
+            // Unless the database refused these rows, they wait however long it takes: the reads were
+            // served, so their audit rows must not be lost. Meanwhile the bounded channel fills and new
+            // reads wait for the writer (their requests time out) instead of piling up in memory.
+            if !is_about_the_rows(&e) {
+                if attempt == 1 || attempt.is_multiple_of(30) {
+                    tracing::warn!(error = %e, count, attempt, "audit rows wait for the database");
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, count, "audit rows could not be written");
-                    break;
+                tokio::time::sleep(
+                    MAX_RETRY_PAUSE.min(Duration::from_millis(100 * u64::from(attempt))),
+                )
+                .await;
+                continue;
+            }
+            if attempt < 3 {
+                tracing::warn!(error = %e, attempt, "audit write refused; retrying");
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                continue;
+            }
+            // Write the rows one at a time, so one row the database refuses cannot take the rest of
+            // the batch with it.
+            for row in &batch {
+                if let Err(e) = insert(db, std::slice::from_ref(row)).await {
+                    tracing::error!(error = %e, "an audit row could not be written");
                 }
             }
+            break;
         }
+    }
+}
+
+/// True when the database refused the rows themselves (a constraint, a value it cannot store), which
+/// no retry can fix. Anything else (a refused or lost connection, a timeout, a restart, revoked access)
+/// may pass, so the rows wait.
+fn is_about_the_rows(err: &DbErr) -> bool {
+    use sea_orm::{RuntimeErr, sqlx::error::ErrorKind};
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            e.as_database_error().is_some_and(|d| {
+                !matches!(d.kind(), ErrorKind::Other)
+                    // PostgreSQL's data exceptions (e.g. a value too long for its column).
+                    || d.code().is_some_and(|code| code.starts_with("22"))
+            })
+        }
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) | DbErr::Exec(_) | DbErr::Query(_) => false,
+        _ => true,
     }
 }
 
