@@ -337,6 +337,16 @@ fn seed_fills_the_database_once_per_run_id() {
         "{}",
         stdout(&again)
     );
+    // Without a user there is nothing to mark the run with, so it could not be idempotent.
+    let no_users = run(medgraph(&dir)
+        .env("DATABASE_URL", &url)
+        .args(["seed", "--run-id", "t2", "--users", "0"]));
+    assert!(!no_users.status.success());
+    assert!(
+        stderr(&no_users).contains("--users"),
+        "{}",
+        stderr(&no_users)
+    );
 
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
