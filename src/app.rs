@@ -35,7 +35,8 @@ use crate::{
 #[derive(Clone)]
 pub struct AppState {
     pub db: DatabaseConnection,
-    pub auth: Auth,
+    /// Shared: the token service's keys and validation rules are not copied per request.
+    pub auth: Arc<Auth>,
     pub config: Arc<Config>,
     pub audit: AuditSink,
     pub events: EventBus,
@@ -53,7 +54,7 @@ impl AppState {
         Ok(AppState {
             audit: AuditSink::start(db.clone()),
             events: EventBus::start(&db),
-            auth: Auth::new(config),
+            auth: Arc::new(Auth::new(config)),
             auth_limiter: Arc::new(AuthRateLimiter::new(&config.abuse)),
             config: Arc::new(config.clone()),
             db,
@@ -93,6 +94,10 @@ pub async fn connect_database(
     } else {
         options.max_connections(config.db_max_connections);
     }
+    // sqlx pings a connection before every checkout by default: one more round trip per statement.
+    // Only a connection idle long enough to have been dropped (a restart, a proxy) is pinged; a hot
+    // one that has died fails its request once and is discarded.
+    options.test_before_acquire_if_idle_for(Duration::from_secs(10));
     // PostgreSQL cancels any statement that runs longer (SQLite has no such setting).
     options.statement_timeout(config.limits.statement_timeout);
     // Fail fast when the database is gone, well within the request timeout.
@@ -133,9 +138,19 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// State of the HTTP handlers: the schema (which holds the AppState as data) and the state itself.
+/// State of the HTTP handlers, behind one `Arc`: axum clones it for every request.
 #[derive(Clone)]
-pub struct HttpState {
+pub struct HttpState(Arc<HttpShared>);
+
+impl std::ops::Deref for HttpState {
+    type Target = HttpShared;
+    fn deref(&self) -> &HttpShared {
+        &self.0
+    }
+}
+
+/// The schema (which holds the AppState as data) and the state itself.
+pub struct HttpShared {
     pub schema: AppSchema,
     /// The same schema with a deeper limit, for documents that only introspect (GraphiQL, codegen).
     pub introspection_schema: AppSchema,
@@ -170,13 +185,13 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/graphql/ws", get(graphql::subscriptions::websocket))
-        .with_state(HttpState {
+        .with_state(HttpState(Arc::new(HttpShared {
             schema,
             introspection_schema,
             documents,
             persisted_queries,
             state,
-        })
+        })))
         .layer(DefaultBodyLimit::max(config.limits.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             config.limits.request_timeout,
