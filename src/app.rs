@@ -21,7 +21,6 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    set_header::SetResponseHeaderLayer,
     trace::TraceLayer,
 };
 
@@ -197,9 +196,21 @@ pub fn router(state: AppState) -> Router {
             config.limits.request_timeout,
             time_limit,
         ));
-    for (name, value) in security_headers(config.is_production()) {
-        router = router.layer(SetResponseHeaderLayer::if_not_present(name, value));
-    }
+    // One layer for all of them: each `Router::layer` is another boxed service cloned per request.
+    let headers: Arc<[(HeaderName, HeaderValue)]> = security_headers(config.is_production()).into();
+    router = router.layer(axum::middleware::map_response(
+        move |mut response: axum::response::Response| {
+            let headers = headers.clone();
+            async move {
+                for (name, value) in headers.iter() {
+                    if !response.headers().contains_key(name) {
+                        response.headers_mut().insert(name.clone(), value.clone());
+                    }
+                }
+                response
+            }
+        },
+    ));
     if !config.cors_allowed_origins.is_empty() {
         let origins: Vec<HeaderValue> = config
             .cors_allowed_origins
