@@ -34,15 +34,18 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    telemetry::init(config.log_format, &config.log_filter);
+    let log_writer = telemetry::init(config.log_format, &config.log_filter);
     let result = cli::run(cli, config).await;
     telemetry::shutdown();
-    match result {
+    let code = match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "medgraph failed");
             eprintln!("medgraph: {e:#}");
             std::process::ExitCode::FAILURE
         }
-    }
+    };
+    // Writes what is still buffered.
+    drop(log_writer);
+    code
 }
