@@ -247,6 +247,44 @@ scenario!(
     }
 );
 
+/// A subscription ends (`complete`) when the access token its connection signed in with expires.
+async fn subscriptions_end_when_the_connection_token_expires(db: common::TestDb) {
+    let app = common::TestApp::spawn_with(db, |c| {
+        c.access_token_ttl = Duration::from_secs(2);
+    })
+    .await;
+    let owner = app.signed_in_user().await;
+    let mut socket = subscribed(app.addr, &owner.access, PATIENT_EVENTS).await;
+    // Still signed in: events arrive.
+    app.create_patient(&owner.access, patient_input("Before", "Expiry", 30))
+        .await;
+    let event = next(&mut socket).await.expect("an event");
+    assert_eq!(event["type"], "next", "{event}");
+    // Then the token runs out, and the server completes the subscription.
+    let started = std::time::Instant::now();
+    let end = next(&mut socket).await.expect("a message");
+    assert_eq!(end["type"], "complete", "{end}");
+    assert!(
+        started.elapsed() <= Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_end_when_the_connection_token_expires_sqlite() {
+    subscriptions_end_when_the_connection_token_expires(common::TestDb::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_end_when_the_connection_token_expires_postgres() {
+    if common::postgres_admin_url().is_none() {
+        eprintln!("skipping: TEST_DATABASE_URL not set");
+        return;
+    }
+    subscriptions_end_when_the_connection_token_expires(common::TestDb::Postgres).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_made_through_one_server_process_reaches_a_subscriber_of_another() {
     if common::postgres_admin_url().is_none() {

@@ -88,6 +88,11 @@ impl TokenService {
     }
 
     pub fn verify_access(&self, token: &str) -> Result<Actor, InvalidToken> {
+        self.verify_access_until(token).map(|(actor, _)| actor)
+    }
+
+    /// The caller and how long the token stays valid (zero once past `exp`, within the leeway).
+    pub fn verify_access_until(&self, token: &str) -> Result<(Actor, Duration), InvalidToken> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| InvalidToken(e.to_string()))?;
         let claims = data.claims;
@@ -95,10 +100,15 @@ impl TokenService {
             return Err(InvalidToken("not an access token".into()));
         }
         let role = Role::parse(&claims.role).ok_or_else(|| InvalidToken("unknown role".into()))?;
-        Ok(Actor {
-            user_id: UserId(claims.sub),
-            role,
-        })
+        let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+        let remaining = claims.exp.saturating_sub(now);
+        Ok((
+            Actor {
+                user_id: UserId(claims.sub),
+                role,
+            },
+            Duration::from_secs(remaining),
+        ))
     }
 }
 

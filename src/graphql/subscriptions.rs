@@ -117,6 +117,26 @@ impl MappingEvent {
     }
 }
 
+/// When the access token a connection signed in with expires: its subscriptions end then, so a socket
+/// cannot outlive the token (and a signed-out device stops receiving within the token's lifetime).
+/// Clients reconnect with a fresh token, as they do for HTTP.
+#[derive(Clone, Copy)]
+struct SessionEnds(tokio::time::Instant);
+
+/// `events` until the connection's access token expires.
+fn while_signed_in<S: Stream>(
+    ctx: &Context<'_>,
+    events: S,
+) -> async_graphql::Result<impl Stream<Item = S::Item>> {
+    let SessionEnds(deadline) = *ctx
+        .data_opt::<SessionEnds>()
+        .ok_or_else(|| async_graphql::Error::from(AppError::Unauthenticated))?;
+    Ok(async_graphql::futures_util::StreamExt::take_until(
+        events,
+        tokio::time::sleep_until(deadline),
+    ))
+}
+
 #[derive(Default)]
 pub struct Subscription;
 
@@ -131,7 +151,7 @@ impl Subscription {
     ) -> async_graphql::Result<impl Stream<Item = PatientEvent>> {
         let owner = ctx.actor()?.user_id.0;
         let events = BroadcastStream::new(ctx.app()?.events.subscribe());
-        Ok(events.filter_map(move |event| {
+        let events = events.filter_map(move |event| {
             let event = event.ok().filter(|e: &DomainEvent| e.owner_id == owner)?;
             let action = match event.kind {
                 EventKind::PatientCreated => PatientEventAction::Created,
@@ -144,7 +164,8 @@ impl Subscription {
                 patient_id: ID(event.patient_id.to_string()),
                 id: PatientId(event.patient_id),
             })
-        }))
+        });
+        while_signed_in(ctx, events)
     }
 
     /// Changes to the assignments of the viewer's patients, as they are committed.
@@ -154,7 +175,7 @@ impl Subscription {
     ) -> async_graphql::Result<impl Stream<Item = MappingEvent>> {
         let owner = ctx.actor()?.user_id.0;
         let events = BroadcastStream::new(ctx.app()?.events.subscribe());
-        Ok(events.filter_map(move |event| {
+        let events = events.filter_map(move |event| {
             let event = event.ok().filter(|e: &DomainEvent| e.owner_id == owner)?;
             let action = match event.kind {
                 EventKind::MappingAssigned => MappingEventAction::Assigned,
@@ -170,7 +191,8 @@ impl Subscription {
                 patient: PatientId(event.patient_id),
                 doctor: DoctorId(doctor),
             })
-        }))
+        });
+        while_signed_in(ctx, events)
     }
 }
 
@@ -201,10 +223,10 @@ pub async fn websocket(
                 .on_connection_init(move |payload| async move {
                     let token = token_from(&payload)
                         .ok_or_else(|| async_graphql::Error::from(AppError::Unauthenticated))?;
-                    let actor = state
+                    let (actor, valid_for) = state
                         .auth
                         .tokens
-                        .verify_access(&token)
+                        .verify_access_until(&token)
                         .map_err(|_| async_graphql::Error::from(AppError::Unauthenticated))?;
                     let meta = AuditMeta {
                         user_id: Some(actor.user_id.0),
@@ -217,6 +239,7 @@ pub async fn websocket(
                         loaders: Loaders::for_actor(&state, actor, meta.clone()),
                         meta,
                     });
+                    data.insert(SessionEnds(tokio::time::Instant::now() + valid_for));
                     Ok(data)
                 })
                 .serve()
