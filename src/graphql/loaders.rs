@@ -114,6 +114,8 @@ pub struct Loaders {
     pub doctor_by_id: Option<Arc<DataLoader<DoctorById>>>,
     prefetched_doctors: Prefetched<PatientId, doctor::Model>,
     prefetched_patients: Prefetched<DoctorId, patient::Model>,
+    patients_by_id: ByIdPrefetched<PatientId, patient::Model>,
+    doctors_by_id: ByIdPrefetched<DoctorId, doctor::Model>,
 }
 
 impl Loaders {
@@ -137,6 +139,8 @@ impl Loaders {
             doctor_by_id: Some(batched(DoctorById { db: db.clone() })),
             prefetched_doctors: Prefetched::default(),
             prefetched_patients: Prefetched::default(),
+            patients_by_id: ByIdPrefetched::default(),
+            doctors_by_id: ByIdPrefetched::default(),
         }
     }
 }
@@ -149,6 +153,10 @@ fn batched<T: Send + Sync + 'static>(loader: T) -> Arc<DataLoader<T>> {
 }
 
 type Prefetched<K, V> = Arc<Mutex<HashMap<K, Vec<V>>>>;
+
+/// Records a list resolver loaded ahead by id (a mapping's patient and doctor). Several rows of one page
+/// may name the same record, so these are read, not taken; they live as long as the request.
+type ByIdPrefetched<K, V> = Arc<Mutex<HashMap<K, V>>>;
 
 /// Takes what a list resolver loaded ahead for `key`; each entry is used once, so a later field of the
 /// same request asks the database again rather than reading something older.
@@ -186,6 +194,60 @@ impl Loaders {
             }
         }
         Ok(())
+    }
+
+    /// Loads the patients and doctors a page of mappings names, one statement each, for the page's
+    /// `patient` and `doctor` resolvers (only the parts the selection asks for).
+    pub async fn prefetch_mapping_records(
+        &self,
+        patients: Option<Vec<PatientId>>,
+        doctors: Option<Vec<DoctorId>>,
+    ) -> Result<(), LoadError> {
+        if let (Some(ids), Some(loader)) = (patients, &self.patient_by_id) {
+            let found = loader.loader().load(&ids).await?;
+            if let Ok(mut prefetched) = self.patients_by_id.lock() {
+                prefetched.extend(found);
+            }
+        }
+        if let (Some(ids), Some(loader)) = (doctors, &self.doctor_by_id) {
+            let found = loader.loader().load(&ids).await?;
+            if let Ok(mut prefetched) = self.doctors_by_id.lock() {
+                prefetched.extend(found);
+            }
+        }
+        Ok(())
+    }
+
+    /// One of the viewer's patients: prefetched by a list, or through the batching loader.
+    pub async fn patient(&self, id: PatientId) -> async_graphql::Result<Option<patient::Model>> {
+        if let Some(found) = self
+            .patients_by_id
+            .lock()
+            .ok()
+            .and_then(|p| p.get(&id).cloned())
+        {
+            return Ok(Some(found));
+        }
+        required(&self.patient_by_id)?
+            .load_one(id)
+            .await
+            .map_err(load_error)
+    }
+
+    /// A doctor: prefetched by a list, or through the batching loader.
+    pub async fn doctor(&self, id: DoctorId) -> async_graphql::Result<Option<doctor::Model>> {
+        if let Some(found) = self
+            .doctors_by_id
+            .lock()
+            .ok()
+            .and_then(|d| d.get(&id).cloned())
+        {
+            return Ok(Some(found));
+        }
+        required(&self.doctor_by_id)?
+            .load_one(id)
+            .await
+            .map_err(load_error)
     }
 
     /// The doctors of `patient`: prefetched by its list, or through the batching loader.
