@@ -216,6 +216,20 @@ scenario!(me_requires_a_token, |app| async move {
     app.gql(None, ME, json!({}))
         .await
         .assert_code("UNAUTHENTICATED");
+    for (mutation, variables) in [
+        (
+            "mutation { updateMe(input: { name: \"Nobody\" }) { id } }",
+            json!({}),
+        ),
+        (
+            "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) }",
+            json!({ "c": "whatever it is now", "n": "whatever it will be next" }),
+        ),
+    ] {
+        app.gql(None, mutation, variables)
+            .await
+            .assert_code("UNAUTHENTICATED");
+    }
     app.gql(Some("garbage"), ME, json!({}))
         .await
         .assert_code("UNAUTHENTICATED");
@@ -411,3 +425,59 @@ scenario!(update_me_changes_the_name, |app| async move {
         .await
         .assert_code("UNAUTHENTICATED");
 });
+
+/// A refresh token past `REFRESH_TOKEN_TTL` is refused like a spent one.
+async fn an_expired_refresh_token_is_refused(db: TestDb) {
+    let app = TestApp::spawn_with(db, |c| {
+        c.refresh_token_ttl = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let user = app.signed_in_user().await;
+    let fresh = refresh(&app, &user.refresh).await;
+    let rotated = string(&fresh.data()["refreshToken"]["refreshToken"]);
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    refresh(&app, &rotated).await.assert_code("UNAUTHENTICATED");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_refresh_token_is_refused_sqlite() {
+    an_expired_refresh_token_is_refused(TestDb::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_refresh_token_is_refused_postgres() {
+    if postgres_admin_url().is_none() {
+        eprintln!("skipping: TEST_DATABASE_URL not set");
+        return;
+    }
+    an_expired_refresh_token_is_refused(TestDb::Postgres).await;
+}
+
+scenario!(
+    the_database_itself_refuses_an_email_that_differs_only_in_case,
+    |app| async move {
+        use medgraph::entities::user;
+        use sea_orm::{ActiveModelTrait, EntityTrait, Set, SqlErr};
+        let email = unique_email("case");
+        app.register("Case One", &email, PASSWORD).await;
+        let existing = user::Entity::find()
+            .all(&app.state.db)
+            .await
+            .expect("read users")
+            .into_iter()
+            .find(|u| u.email == email)
+            .expect("the registered user");
+        // Written around the application, which would have lower-cased it.
+        let mut shouting = user::ActiveModel::from(existing).reset_all();
+        shouting.id = Set(uuid::Uuid::now_v7());
+        shouting.email = Set(email.to_uppercase());
+        let err = user::Entity::insert(shouting)
+            .exec(&app.state.db)
+            .await
+            .expect_err("a second account for the same address");
+        assert!(
+            matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))),
+            "{err}"
+        );
+    }
+);

@@ -12,6 +12,7 @@ mod m20261122_000006_create_audit_events;
 mod m20261122_000007_add_login_throttling_to_users;
 mod m20261122_000008_add_version_to_patients;
 mod m20261122_000009_add_search_text;
+mod m20261201_000010_case_insensitive_email_indexes;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000007_add_login_throttling_to_users::Migration),
             Box::new(m20261122_000008_add_version_to_patients::Migration),
             Box::new(m20261122_000009_add_search_text::Migration),
+            Box::new(m20261201_000010_case_insensitive_email_indexes::Migration),
         ]
     }
 }
