@@ -344,6 +344,13 @@ scenario!(doctor_operations_require_a_token, |app| async move {
     .assert_code("UNAUTHENTICATED");
     app.gql(
         None,
+        "mutation($id: ID!) { updateDoctor(id: $id, input: { specialization: \"Changed\" }) { id } }",
+        json!({ "id": id }),
+    )
+    .await
+    .assert_code("UNAUTHENTICATED");
+    app.gql(
+        None,
         "mutation($id: ID!) { deleteDoctor(id: $id) }",
         json!({ "id": id }),
     )

@@ -488,12 +488,27 @@ scenario!(patient_operations_require_a_token, |app| async move {
     .assert_code("UNAUTHENTICATED");
     app.gql(
         None,
+        "mutation($id: ID!) { updatePatient(id: $id, input: { firstName: \"Changed\" }) { id } }",
+        json!({ "id": id }),
+    )
+    .await
+    .assert_code("UNAUTHENTICATED");
+    app.gql(
+        None,
         "mutation($id: ID!) { deletePatient(id: $id) }",
         json!({ "id": id }),
     )
     .await
     .assert_code("UNAUTHENTICATED");
-    assert_eq!(listed_ids(&app, &user.access).await, vec![id]);
+    assert_eq!(listed_ids(&app, &user.access).await, vec![id.clone()]);
+    let unchanged = app
+        .gql(
+            user.token(),
+            "query($id: ID!) { patient(id: $id) { firstName } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(unchanged.data()["patient"]["firstName"], "Needs");
 });
 
 scenario!(
