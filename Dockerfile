@@ -19,6 +19,8 @@ WORKDIR /src
 
 # Only what the build needs (see also .dockerignore).
 COPY Cargo.toml Cargo.lock ./
+# Build-time settings (jemalloc's options, see .cargo/config.toml).
+COPY .cargo ./.cargo
 COPY migration ./migration
 # Cargo loads every workspace member, so the benchmark's manifest and sources come too (not built).
 COPY bench ./bench

@@ -215,4 +215,11 @@ fn dockerfile_copies_every_workspace_member() {
             "the Dockerfile does not copy workspace member {member}"
         );
     }
+    // The build settings there (jemalloc's options) belong in the image's binary too.
+    assert!(
+        dockerfile
+            .lines()
+            .any(|l| l.trim() == "COPY .cargo ./.cargo"),
+        "the Dockerfile must copy .cargo/ (build-time settings)"
+    );
 }
