@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts the debug server on a throw-away SQLite file and a free port, then runs graphql-http's
 # GraphQL-over-HTTP server audits against it (scripts/graphql-http-audit/audit.mjs; versions pinned by
-# its package-lock.json). Exits non-zero when a MUST audit fails.
+# its package-lock.json). Exits non-zero when a MUST, or a SHOULD/MAY not listed in accepted-shoulds.txt, fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --quiet --bin medgraph
