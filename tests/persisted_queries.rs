@@ -60,17 +60,7 @@ scenario!(
         assert_eq!(by_hash["data"], registered["data"]);
 
         // GET works too (urql and Apollo send persisted queries as GET).
-        let url = format!(
-            "/graphql?extensions={}",
-            url_escape(&serde_json::to_string(&extensions).expect("json"))
-        );
-        let response = app
-            .client
-            .get(app.url(&url))
-            .bearer_auth(&user.access)
-            .send()
-            .await
-            .expect("get");
+        let response = get_by_hash(&app, &user.access, &extensions).await;
         assert_eq!(response.status(), 200);
         let body: Value = response.json().await.expect("json");
         assert_eq!(body["data"], registered["data"]);
@@ -116,17 +106,7 @@ scenario!(
             "{registered}"
         );
 
-        let url = format!(
-            "/graphql?extensions={}",
-            url_escape(&serde_json::to_string(&extensions).expect("json"))
-        );
-        let response = app
-            .client
-            .get(app.url(&url))
-            .bearer_auth(&user.access)
-            .send()
-            .await
-            .expect("get");
+        let response = get_by_hash(&app, &user.access, &extensions).await;
         assert_eq!(response.status(), 405);
         assert_eq!(
             response.headers().get("allow").map(|v| v.to_str().ok()),
@@ -149,6 +129,20 @@ scenario!(
         );
     }
 );
+
+/// A GET that names a persisted document by its hash only (as urql and Apollo send them).
+async fn get_by_hash(app: &common::TestApp, token: &str, extensions: &Value) -> reqwest::Response {
+    let url = format!(
+        "/graphql?extensions={}",
+        url_escape(&serde_json::to_string(extensions).expect("json"))
+    );
+    app.client
+        .get(app.url(&url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("get")
+}
 
 fn url_escape(text: &str) -> String {
     text.bytes()
