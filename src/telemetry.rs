@@ -23,7 +23,11 @@ pub fn init(format: LogFormat, filter: &str) -> WorkerGuard {
             std::io::stderr(),
         ));
     let output = match format {
-        LogFormat::Pretty => fmt::layer().with_writer(writer).boxed(),
+        // Colours only for a terminal: escape codes in a log file or a collector are noise.
+        LogFormat::Pretty => fmt::layer()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_writer(writer)
+            .boxed(),
         // The request's span (with its request id) on each line; not the whole list of enclosing spans.
         LogFormat::Json => fmt::layer()
             .json()
