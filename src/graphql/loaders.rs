@@ -158,6 +158,23 @@ type Prefetched<K, V> = Arc<Mutex<HashMap<K, Vec<V>>>>;
 /// may name the same record, so these are read, not taken; they live as long as the request.
 type ByIdPrefetched<K, V> = Arc<Mutex<HashMap<K, V>>>;
 
+/// A record by id: what a list loaded ahead, or else through the batching loader.
+async fn by_id<K, V, L>(
+    prefetched: &ByIdPrefetched<K, V>,
+    loader: &Option<Arc<DataLoader<L>>>,
+    id: K,
+) -> async_graphql::Result<Option<V>>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    L: Loader<K, Value = V, Error = LoadError>,
+{
+    if let Some(found) = prefetched.lock().ok().and_then(|p| p.get(&id).cloned()) {
+        return Ok(Some(found));
+    }
+    required(loader)?.load_one(id).await.map_err(load_error)
+}
+
 /// Takes what a list resolver loaded ahead for `key`; each entry is used once, so a later field of the
 /// same request asks the database again rather than reading something older.
 fn take<K: std::hash::Hash + Eq, V>(prefetched: &Prefetched<K, V>, key: &K) -> Option<Vec<V>> {
@@ -220,34 +237,12 @@ impl Loaders {
 
     /// One of the viewer's patients: prefetched by a list, or through the batching loader.
     pub async fn patient(&self, id: PatientId) -> async_graphql::Result<Option<patient::Model>> {
-        if let Some(found) = self
-            .patients_by_id
-            .lock()
-            .ok()
-            .and_then(|p| p.get(&id).cloned())
-        {
-            return Ok(Some(found));
-        }
-        required(&self.patient_by_id)?
-            .load_one(id)
-            .await
-            .map_err(load_error)
+        by_id(&self.patients_by_id, &self.patient_by_id, id).await
     }
 
     /// A doctor: prefetched by a list, or through the batching loader.
     pub async fn doctor(&self, id: DoctorId) -> async_graphql::Result<Option<doctor::Model>> {
-        if let Some(found) = self
-            .doctors_by_id
-            .lock()
-            .ok()
-            .and_then(|d| d.get(&id).cloned())
-        {
-            return Ok(Some(found));
-        }
-        required(&self.doctor_by_id)?
-            .load_one(id)
-            .await
-            .map_err(load_error)
+        by_id(&self.doctors_by_id, &self.doctor_by_id, id).await
     }
 
     /// The doctors of `patient`: prefetched by its list, or through the batching loader.
