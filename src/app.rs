@@ -50,8 +50,19 @@ impl AppState {
         Migrator::up(&db, None)
             .await
             .context("running migrations")?;
+        // On PostgreSQL the audit writer gets a connection of its own: from the request pool it
+        // queued behind every request's statements, and under load that capped the reads it could
+        // record, and so the reads served (its bounded buffer makes readers wait for it).
+        let audit_connection = config.database_url.starts_with("postgres").then(|| {
+            let mut options = connect_options(config);
+            options
+                .max_connections(1)
+                .min_connections(0)
+                .connect_lazy(true);
+            options
+        });
         Ok(AppState {
-            audit: AuditSink::start(db.clone()),
+            audit: AuditSink::start(db.clone(), audit_connection),
             events: EventBus::start(&db),
             auth: Arc::new(Auth::new(config)),
             auth_limiter: Arc::new(AuthRateLimiter::new(&config.abuse)),
@@ -78,7 +89,39 @@ pub async fn connect_database(
     config: &Config,
 ) -> anyhow::Result<(DatabaseConnection, Arc<AtomicU64>)> {
     let url = &config.database_url;
-    let in_memory = url.starts_with("sqlite::memory:") || url.contains("mode=memory");
+    let in_memory = is_in_memory(url);
+    let mut db = Database::connect(connect_options(config))
+        .await
+        .with_context(|| format!("connecting to the database ({})", redact_url(url)))?;
+    if url.starts_with("sqlite:") && !in_memory {
+        // WAL lets readers proceed while one connection writes; the setting is stored in the file.
+        db.execute_unprepared("PRAGMA journal_mode=WAL")
+            .await
+            .context("enabling WAL")?;
+    }
+    let statements = Arc::new(AtomicU64::new(0));
+    let counter = statements.clone();
+    // Counts the statements requests run; the audit writer's batched inserts are its own business.
+    db.set_metric_callback(move |info| {
+        if !info
+            .statement
+            .sql
+            .starts_with(r#"INSERT INTO "audit_events""#)
+        {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    Ok((db, statements))
+}
+
+fn is_in_memory(url: &str) -> bool {
+    url.starts_with("sqlite::memory:") || url.contains("mode=memory")
+}
+
+/// How the pool connects: timeouts, size, the statement limit.
+fn connect_options(config: &Config) -> ConnectOptions {
+    let url = &config.database_url;
+    let in_memory = is_in_memory(url);
     let mut options = ConnectOptions::new(url.clone());
     options
         .sqlx_logging(false)
@@ -101,28 +144,7 @@ pub async fn connect_database(
     options.statement_timeout(config.limits.statement_timeout);
     // Fail fast when the database is gone, well within the request timeout.
     options.acquire_timeout(config.limits.statement_timeout);
-    let mut db = Database::connect(options)
-        .await
-        .with_context(|| format!("connecting to the database ({})", redact_url(url)))?;
-    if url.starts_with("sqlite:") && !in_memory {
-        // WAL lets readers proceed while one connection writes; the setting is stored in the file.
-        db.execute_unprepared("PRAGMA journal_mode=WAL")
-            .await
-            .context("enabling WAL")?;
-    }
-    let statements = Arc::new(AtomicU64::new(0));
-    let counter = statements.clone();
-    // Counts the statements requests run; the audit writer's batched inserts are its own business.
-    db.set_metric_callback(move |info| {
-        if !info
-            .statement
-            .sql
-            .starts_with(r#"INSERT INTO "audit_events""#)
-        {
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
-    });
-    Ok((db, statements))
+    options
 }
 
 /// The URL without its password, for messages.
@@ -351,6 +373,14 @@ async fn readyz(State(http): State<HttpState>) -> (StatusCode, &'static str) {
 /// Serves `router` on an already-bound listener until ctrl-c / SIGTERM, letting in-flight requests
 /// finish. Handlers get the peer address (the client IP for rate limits and the audit trail).
 pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // Nagle's algorithm would hold a response's last segment until the client acknowledged the
+    // previous one (up to the client's delayed-ACK timeout): a GraphQL response is written at once.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),

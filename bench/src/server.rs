@@ -119,6 +119,13 @@ impl Server {
         for (name, value) in extra {
             command.env(name, value);
         }
+        // Experiments: `BENCH_SERVER_ENV_<NAME>=value` in the benchmark's environment sets <NAME> for
+        // both servers (e.g. BENCH_SERVER_ENV_DATABASE_MAX_CONNECTIONS=20).
+        for (name, value) in std::env::vars() {
+            if let Some(name) = name.strip_prefix("BENCH_SERVER_ENV_") {
+                command.env(name, value);
+            }
+        }
         let mut child = command.spawn().context("starting the server")?;
         let stdout = child.stdout.take().context("the server's stdout")?;
         let (tx, rx) = std::sync::mpsc::channel();

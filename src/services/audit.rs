@@ -9,8 +9,9 @@ use std::{net::IpAddr, time::Duration};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    DbBackend, DbErr, EntityTrait, QueryFilter, Set, Statement, TransactionTrait, TryIntoModel,
+    ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter, Set, Statement,
+    TransactionTrait,
 };
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -204,8 +205,75 @@ pub async fn in_transaction<T>(
     }
 }
 
+/// The READ events of one response: every record returned gets its own row, stamped alike.
+struct Reads {
+    occurred_at: DateTime<Utc>,
+    user_id: Option<Uuid>,
+    kind: EntityKind,
+    client_ip: Option<String>,
+    request_id: Option<String>,
+    /// (row id, id of the record read)
+    rows: Vec<(Uuid, Uuid)>,
+}
+
+impl Reads {
+    /// The same events in parts of at most `max_rows` rows.
+    fn split(mut self, max_rows: usize) -> Vec<Reads> {
+        let mut parts = Vec::new();
+        while self.rows.len() > max_rows {
+            let rest = self.rows.split_off(max_rows);
+            let rows = std::mem::replace(&mut self.rows, rest);
+            parts.push(Reads {
+                rows,
+                client_ip: self.client_ip.clone(),
+                request_id: self.request_id.clone(),
+                ..self
+            });
+        }
+        parts.push(self);
+        parts
+    }
+
+    fn models(&self) -> impl Iterator<Item = audit_event::ActiveModel> + '_ {
+        self.rows
+            .iter()
+            .map(|&(id, entity_id)| audit_event::ActiveModel {
+                id: Set(id),
+                occurred_at: Set(self.occurred_at),
+                user_id: Set(self.user_id),
+                action: Set(Action::Read.as_str().to_owned()),
+                entity_type: Set(Some(self.kind.as_str().to_owned())),
+                entity_id: Set(Some(entity_id)),
+                outcome: Set(Outcome::Success.as_str().to_owned()),
+                client_ip: Set(self.client_ip.clone()),
+                request_id: Set(self.request_id.clone()),
+            })
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let (ids, entities): (Vec<Uuid>, Vec<Uuid>) = self.rows.iter().copied().unzip();
+        serde_json::json!({
+            "occurred_at": self.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "user_id": self.user_id,
+            "action": Action::Read.as_str(),
+            "entity_type": self.kind.as_str(),
+            "outcome": Outcome::Success.as_str(),
+            "client_ip": self.client_ip,
+            "request_id": self.request_id,
+            "ids": ids,
+            "entities": entities,
+        })
+    }
+
+    /// An upper bound of the length of `json()`: the fields (a request id has at most 64 characters)
+    /// plus two quoted UUIDs and their commas a row.
+    fn json_len_bound(&self) -> usize {
+        400 + 78 * self.rows.len()
+    }
+}
+
 enum Command {
-    Record(Vec<audit_event::ActiveModel>),
+    Record(Reads),
     Flush(oneshot::Sender<()>),
 }
 
@@ -215,58 +283,80 @@ pub struct AuditSink {
     tx: mpsc::Sender<Command>,
 }
 
-/// Rows written per INSERT by the background writer.
+/// Rows buffered before the writer stores them without waiting for `FLUSH_EVERY`.
 const BATCH: usize = 500;
 /// Longest a buffered read waits before it is written.
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// Largest statement the writer sends PostgreSQL. sqlx 0.9 leaves Nagle's algorithm on (sqlx issue
+/// #4335) and writes a long message as several TLS records: each part after the first then waited for
+/// PostgreSQL's delayed ACK, about 40 ms, which capped the writer (and the readers waiting on it) at
+/// about 12,000 rows a second. One record holds 16 KiB.
+const MAX_STATEMENT_BYTES: usize = 12 * 1024;
+/// Rows of one response stored by one PostgreSQL statement (so its JSON fits `MAX_STATEMENT_BYTES`).
+const MAX_ROWS_PER_PART: usize = 100;
 
 impl AuditSink {
-    pub fn start(db: DatabaseConnection) -> AuditSink {
+    /// Starts the writer on a thread of its own, so request tasks cannot starve it: the readers wait
+    /// for it when its buffer is full, so its pace is theirs. It writes through `own` (a pool of its
+    /// own, connected lazily on its thread) when given, otherwise through `db`.
+    pub fn start(db: DatabaseConnection, own: Option<ConnectOptions>) -> AuditSink {
         // Bounded: under sustained overload, readers wait for the writer rather than events being dropped.
-        let (tx, mut rx) = mpsc::channel::<Command>(1024);
-        tokio::spawn(async move {
-            let mut pending: Vec<audit_event::ActiveModel> = Vec::new();
-            let mut ticker = tokio::time::interval(FLUSH_EVERY);
-            loop {
-                tokio::select! {
-                    command = rx.recv() => match command {
-                        Some(Command::Record(rows)) => {
-                            pending.extend(rows);
-                            if pending.len() >= BATCH {
-                                write(&db, &mut pending).await;
-                            }
-                        }
-                        Some(Command::Flush(done)) => {
-                            write(&db, &mut pending).await;
-                            let _ = done.send(());
-                        }
-                        None => {
-                            write(&db, &mut pending).await;
-                            break;
-                        }
-                    },
-                    _ = ticker.tick() => write(&db, &mut pending).await,
-                }
+        let (tx, rx) = mpsc::channel::<Command>(1024);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        let runtime = match runtime {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                // No thread for it: the writer runs with the requests instead.
+                tracing::warn!(error = %e, "audit writer shares the request threads");
+                tokio::spawn(run_writer(db, rx));
+                return AuditSink { tx };
             }
-        });
+        };
+        let spawned = std::thread::Builder::new()
+            .name("medgraph-audit".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let db = match own {
+                        Some(options) => match Database::connect(options).await {
+                            Ok(own) => own,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "audit writer uses the request pool");
+                                db
+                            }
+                        },
+                        None => db,
+                    };
+                    run_writer(db, rx).await;
+                });
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "could not start the audit writer thread");
+        }
         AuditSink { tx }
     }
 
-    /// Buffers READ events of patients returned to a caller.
+    /// Buffers READ events of records returned to a caller.
     pub async fn reads(
         &self,
         meta: &AuditMeta,
         kind: EntityKind,
         ids: impl IntoIterator<Item = Uuid>,
     ) {
-        let rows: Vec<_> = ids
-            .into_iter()
-            .map(|id| meta.row(Action::Read, Some((kind, id)), Outcome::Success))
-            .collect();
+        let rows: Vec<_> = ids.into_iter().map(|id| (Uuid::now_v7(), id)).collect();
         if rows.is_empty() {
             return;
         }
-        if self.tx.send(Command::Record(rows)).await.is_err() {
+        let reads = Reads {
+            occurred_at: now(),
+            user_id: meta.user_id,
+            kind,
+            client_ip: meta.client_ip.map(|ip| ip.to_string()),
+            request_id: meta.request_id.clone(),
+            rows,
+        };
+        if self.tx.send(Command::Record(reads)).await.is_err() {
             tracing::error!("audit writer stopped; read events lost");
         }
     }
@@ -280,14 +370,48 @@ impl AuditSink {
     }
 }
 
+/// Stores what arrives, in batches of up to `BATCH` rows or every `FLUSH_EVERY`, until every sender is gone.
+async fn run_writer(db: DatabaseConnection, mut rx: mpsc::Receiver<Command>) {
+    let mut pending: Vec<Reads> = Vec::new();
+    let mut pending_rows = 0;
+    let mut received = Vec::with_capacity(64);
+    let mut ticker = tokio::time::interval(FLUSH_EVERY);
+    loop {
+        tokio::select! {
+            count = rx.recv_many(&mut received, 64) => {
+                if count == 0 {
+                    write(&db, &mut pending, &mut pending_rows).await;
+                    break;
+                }
+                for command in received.drain(..) {
+                    match command {
+                        Command::Record(reads) => {
+                            pending_rows += reads.rows.len();
+                            pending.push(reads);
+                        }
+                        Command::Flush(done) => {
+                            write(&db, &mut pending, &mut pending_rows).await;
+                            let _ = done.send(());
+                        }
+                    }
+                }
+                if pending_rows >= BATCH {
+                    write(&db, &mut pending, &mut pending_rows).await;
+                }
+            },
+            _ = ticker.tick() => write(&db, &mut pending, &mut pending_rows).await,
+        }
+    }
+}
+
 /// Longest pause between two attempts while the database is unreachable.
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(2);
 
-async fn write(db: &DatabaseConnection, pending: &mut Vec<audit_event::ActiveModel>) {
-    while !pending.is_empty() {
-        let rest = pending.split_off(pending.len().min(BATCH));
-        let batch = std::mem::replace(pending, rest);
-        let count = batch.len();
+async fn write(db: &DatabaseConnection, pending: &mut Vec<Reads>, pending_rows: &mut usize) {
+    *pending_rows = 0;
+    let backend = db.get_database_backend();
+    for batch in statements(backend, std::mem::take(pending)) {
+        let count: usize = batch.iter().map(|reads| reads.rows.len()).sum();
         let mut attempt: u32 = 0;
         loop {
             let Err(e) = insert(db, &batch).await else {
@@ -314,14 +438,50 @@ async fn write(db: &DatabaseConnection, pending: &mut Vec<audit_event::ActiveMod
             }
             // Write the rows one at a time, so one row the database refuses cannot take the rest of
             // the batch with it.
-            for row in &batch {
-                if let Err(e) = insert(db, std::slice::from_ref(row)).await {
-                    tracing::error!(error = %e, "an audit row could not be written");
+            for reads in batch {
+                for single in reads.split(1) {
+                    if let Err(e) = insert(db, std::slice::from_ref(&single)).await {
+                        tracing::error!(error = %e, "an audit row could not be written");
+                    }
                 }
             }
             break;
         }
     }
+}
+
+/// Groups buffered reads into the statements that store them: on PostgreSQL as many as fit
+/// `MAX_STATEMENT_BYTES`, on SQLite up to `BATCH` rows (one transaction each).
+fn statements(backend: DbBackend, pending: Vec<Reads>) -> Vec<Vec<Reads>> {
+    let postgres = backend == DbBackend::Postgres;
+    let mut statements = Vec::new();
+    let mut current: Vec<Reads> = Vec::new();
+    let mut size = 0;
+    for reads in pending {
+        let parts = if postgres {
+            reads.split(MAX_ROWS_PER_PART)
+        } else {
+            vec![reads]
+        };
+        for part in parts {
+            let part_size = if postgres {
+                part.json_len_bound()
+            } else {
+                part.rows.len()
+            };
+            let limit = if postgres { MAX_STATEMENT_BYTES } else { BATCH };
+            if !current.is_empty() && size + part_size > limit {
+                statements.push(std::mem::take(&mut current));
+                size = 0;
+            }
+            size += part_size;
+            current.push(part);
+        }
+    }
+    if !current.is_empty() {
+        statements.push(current);
+    }
+    statements
 }
 
 /// True when the database refused the rows themselves (a constraint, a value it cannot store), which
@@ -344,22 +504,24 @@ fn is_about_the_rows(err: &DbErr) -> bool {
 
 const SQLITE_CHUNKS: [usize; 4] = [64, 16, 4, 1];
 
-/// On PostgreSQL the batch goes in as one JSON parameter: one prepared statement whatever the batch size,
-/// where a multi-row VALUES list with 9 parameters a row was parsed and planned afresh for every size
-/// (about 6 ms for 500 rows) and cached per size and connection, which grew the server's memory.
+/// On PostgreSQL a batch goes in as one JSON parameter, one element per response with the ids it
+/// returned: one prepared statement whatever the batch size (a multi-row VALUES list was parsed and
+/// planned afresh for every size, and cached per size and connection), and little to parse per row.
 const INSERT_FROM_JSON: &str = r#"INSERT INTO "audit_events"
     ("id", "occurred_at", "user_id", "action", "entity_type", "entity_id", "outcome", "client_ip", "request_id")
-    SELECT id, occurred_at, user_id, action, entity_type, entity_id, outcome, client_ip, request_id
-    FROM json_to_recordset($1::json) AS r(id uuid, occurred_at timestamptz, user_id uuid, action text,
-        entity_type text, entity_id uuid, outcome text, client_ip text, request_id text)"#;
+    SELECT row.id, r.occurred_at, r.user_id, r.action, r.entity_type, row.entity_id, r.outcome, r.client_ip, r.request_id
+    FROM json_to_recordset($1::json) AS r(occurred_at timestamptz, user_id uuid, action text,
+        entity_type text, outcome text, client_ip text, request_id text, ids uuid[], entities uuid[])
+    CROSS JOIN LATERAL unnest(r.ids, r.entities) AS row(id, entity_id)"#;
 
-async fn insert(db: &DatabaseConnection, batch: &[audit_event::ActiveModel]) -> Result<(), DbErr> {
+async fn insert(db: &DatabaseConnection, batch: &[Reads]) -> Result<(), DbErr> {
     if db.get_database_backend() != DbBackend::Postgres {
         // Chunks of a few fixed sizes, in one transaction: each distinct row count is another prepared
         // statement in every pooled connection's cache, and 500 sizes of up to 4,500 parameters held
         // over 100 MiB.
+        let rows: Vec<_> = batch.iter().flat_map(Reads::models).collect();
         let txn = db.begin().await?;
-        let mut rest = batch;
+        let mut rest = rows.as_slice();
         while !rest.is_empty() {
             let size = SQLITE_CHUNKS
                 .into_iter()
@@ -373,24 +535,7 @@ async fn insert(db: &DatabaseConnection, batch: &[audit_event::ActiveModel]) -> 
         }
         return txn.commit().await;
     }
-    let rows = batch
-        .iter()
-        .map(|row| {
-            let row = row.clone().try_into_model()?;
-            Ok(serde_json::json!({
-                "id": row.id,
-                "occurred_at": row.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                "user_id": row.user_id,
-                "action": row.action,
-                "entity_type": row.entity_type,
-                "entity_id": row.entity_id,
-                "outcome": row.outcome,
-                "client_ip": row.client_ip,
-                "request_id": row.request_id,
-            }))
-        })
-        .collect::<Result<Vec<_>, DbErr>>()?;
-    let json = serde_json::Value::Array(rows).to_string();
+    let json = serde_json::Value::Array(batch.iter().map(Reads::json).collect()).to_string();
     db.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
         INSERT_FROM_JSON,
@@ -472,4 +617,63 @@ async fn list(
         (SortKey::Time(e.occurred_at), e.id)
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reads(rows: usize) -> Reads {
+        Reads {
+            occurred_at: now(),
+            user_id: Some(Uuid::now_v7()),
+            kind: EntityKind::Patient,
+            // The longest values the fields can hold.
+            client_ip: Some("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255".into()),
+            request_id: Some("r".repeat(64)),
+            rows: (0..rows)
+                .map(|_| (Uuid::now_v7(), Uuid::now_v7()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_json_of_a_response_stays_within_its_bound() {
+        for rows in [1, 2, 20, MAX_ROWS_PER_PART] {
+            let r = reads(rows);
+            assert!(
+                r.json().to_string().len() <= r.json_len_bound(),
+                "{rows} rows"
+            );
+        }
+    }
+
+    #[test]
+    fn postgres_statements_stay_small_and_keep_every_row() {
+        let pending: Vec<Reads> = [1, 20, 250, 3, 100, 1, 1].into_iter().map(reads).collect();
+        let ids: Vec<(Uuid, Uuid)> = pending.iter().flat_map(|r| r.rows.clone()).collect();
+        let statements = statements(DbBackend::Postgres, pending);
+        for statement in &statements {
+            let json = serde_json::Value::Array(statement.iter().map(Reads::json).collect());
+            assert!(json.to_string().len() <= MAX_STATEMENT_BYTES);
+            assert!(statement.iter().all(|r| r.rows.len() <= MAX_ROWS_PER_PART));
+        }
+        let stored: Vec<(Uuid, Uuid)> = statements
+            .iter()
+            .flatten()
+            .flat_map(|r| r.rows.clone())
+            .collect();
+        assert_eq!(stored, ids);
+    }
+
+    #[test]
+    fn sqlite_statements_hold_up_to_a_batch() {
+        let pending: Vec<Reads> = [300, 300, 20].into_iter().map(reads).collect();
+        let statements = statements(DbBackend::Sqlite, pending);
+        let sizes: Vec<usize> = statements
+            .iter()
+            .map(|s| s.iter().map(|r| r.rows.len()).sum())
+            .collect();
+        assert_eq!(sizes, vec![300, 320]);
+    }
 }
