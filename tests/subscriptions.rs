@@ -129,6 +129,16 @@ scenario!(patient_events_reach_only_their_owner, |app| async move {
     assert_eq!(payload["patientId"], Value::String(id.clone()));
     assert_eq!(payload["patient"]["firstName"], "Mine");
 
+    // A refused change is rolled back, and so is its event: the next message is the delete's.
+    let refused = app
+        .gql(
+            owner.token(),
+            "mutation($id: ID!) { updatePatient(id: $id, input: { phone: \"1\" }, expectedVersion: 99) { id } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(refused.error_code(), "CONFLICT");
+
     app.gql(
         owner.token(),
         "mutation($id: ID!) { deletePatient(id: $id) }",

@@ -3,10 +3,12 @@
 use async_graphql::{ComplexObject, Context, ID, Object, SimpleObject};
 
 use crate::{
+    auth::Actor,
     domain::{DoctorId, MappingId, PatientId},
     entities::patient_doctor,
     error::AppError,
     graphql::{
+        audited_change,
         context::ContextExt,
         doctors::Doctor,
         loaders::{self, load_error},
@@ -17,7 +19,7 @@ use crate::{
     },
     services::{
         assignments,
-        audit::{self, Action, EntityKind as AuditKind},
+        audit::{Action, EntityKind as AuditKind},
         events::{DomainEvent, EventKind},
         pagination::PageRequest,
     },
@@ -145,17 +147,16 @@ impl MappingMutation {
         let actor = ctx.actor()?;
         let patient_id = parse_id("patientId", &patient_id, PatientId::parse)?;
         let doctor_id = parse_id("doctorId", &doctor_id, DoctorId::parse)?;
-        let mapping = audit::in_transaction(
-            &ctx.app()?.db,
-            &ctx.meta(),
+        let mapping = audited_change(
+            ctx,
             Action::Create,
             AuditKind::Mapping,
             None,
             async |txn| assignments::assign(txn, &actor, patient_id, doctor_id).await,
             |m| m.id,
+            |m| mapping_event(&actor, EventKind::MappingAssigned, m),
         )
         .await?;
-        publish(ctx, EventKind::MappingAssigned, &mapping).await;
         Ok(mapping.into())
     }
 
@@ -167,34 +168,27 @@ impl MappingMutation {
     ) -> async_graphql::Result<ID> {
         let actor = ctx.actor()?;
         let id = parse_id("mappingId", &mapping_id, MappingId::parse)?;
-        let removed = audit::in_transaction(
-            &ctx.app()?.db,
-            &ctx.meta(),
+        let removed = audited_change(
+            ctx,
             Action::Delete,
             AuditKind::Mapping,
             Some(id.0),
             async |txn| assignments::unassign(txn, &actor, id).await,
             |m| m.id,
+            |m| mapping_event(&actor, EventKind::MappingUnassigned, m),
         )
         .await?;
-        publish(ctx, EventKind::MappingUnassigned, &removed).await;
         Ok(ID(removed.id.to_string()))
     }
 }
 
-/// Tells subscribers (on every instance) about a committed change; a failure to notify is logged, the
-/// change itself already stands.
-async fn publish(ctx: &Context<'_>, kind: EventKind, mapping: &patient_doctor::Model) {
-    let Ok(actor) = ctx.actor() else { return };
-    let Ok(app) = ctx.app() else { return };
-    let event = DomainEvent {
+/// What subscribers hear of an assignment of one of the caller's patients changing.
+fn mapping_event(actor: &Actor, kind: EventKind, mapping: &patient_doctor::Model) -> DomainEvent {
+    DomainEvent {
         kind,
         owner_id: actor.user_id.0,
         patient_id: mapping.patient_id,
         doctor_id: Some(mapping.doctor_id),
         mapping_id: Some(mapping.id),
-    };
-    if let Err(e) = app.events.publish(event).await {
-        tracing::warn!(error = ?e, "could not publish a mapping event");
     }
 }

@@ -24,10 +24,19 @@ use async_graphql::{
 
 use std::sync::Arc;
 
+use sea_orm::DatabaseTransaction;
+
 use crate::{
     app::AppState,
-    error::AppError,
-    graphql::documents::{DocumentCache, ShapeLimits},
+    error::{AppError, AppResult},
+    graphql::{
+        context::ContextExt,
+        documents::{DocumentCache, ShapeLimits},
+    },
+    services::{
+        audit::{Action, EntityKind, in_transaction},
+        events::DomainEvent,
+    },
 };
 
 /// The root query: every field requires a signed-in caller.
@@ -125,6 +134,37 @@ fn build_schema_with_depth(
 /// The schema in SDL, as committed in `schema.graphql`.
 pub fn sdl() -> String {
     schema_builder().finish().sdl()
+}
+
+/// A change of the caller's data: in one transaction with its audit row (`audit::in_transaction`) and
+/// with the event subscribers get, which is sent only if the change commits.
+pub(crate) async fn audited_change<T>(
+    ctx: &async_graphql::Context<'_>,
+    action: Action,
+    kind: EntityKind,
+    target: Option<uuid::Uuid>,
+    change: impl AsyncFnOnce(&DatabaseTransaction) -> AppResult<T>,
+    id_of: impl Fn(&T) -> uuid::Uuid,
+    event_of: impl Fn(&T) -> DomainEvent,
+) -> async_graphql::Result<T> {
+    let app = ctx.app()?;
+    let (value, event) = in_transaction(
+        &app.db,
+        &ctx.meta(),
+        action,
+        kind,
+        target,
+        async |txn| {
+            let value = change(txn).await?;
+            let event = event_of(&value);
+            app.events.publish_in(txn, &event).await?;
+            Ok((value, event))
+        },
+        |(value, _)| id_of(value),
+    )
+    .await?;
+    app.events.committed(event);
+    Ok(value)
 }
 
 /// Parses a client-supplied id, reporting a malformed one as BAD_USER_INPUT on `field`.

@@ -5,9 +5,11 @@ use async_graphql::{
 };
 
 use crate::{
+    auth::Actor,
     domain::{self, PatientId, age_on},
     entities::patient,
     graphql::{
+        audited_change,
         context::ContextExt,
         doctors::Doctor,
         loaders::{self, load_error},
@@ -335,17 +337,16 @@ impl PatientMutation {
             phone: input.phone,
             notes: input.notes,
         };
-        let created = audit::in_transaction(
-            &ctx.app()?.db,
-            &ctx.meta(),
+        let created = audited_change(
+            ctx,
             Action::Create,
             EntityKind::Patient,
             None,
             async |txn| patients::create(txn, &actor, input).await,
             |p| p.id,
+            |p| patient_event(&actor, EventKind::PatientCreated, p.id),
         )
         .await?;
-        publish(ctx, EventKind::PatientCreated, created.id).await;
         Ok(created.into())
     }
 
@@ -372,17 +373,16 @@ impl PatientMutation {
             notes: patch(input.notes, |v| v),
             expected_version,
         };
-        let updated = audit::in_transaction(
-            &ctx.app()?.db,
-            &ctx.meta(),
+        let updated = audited_change(
+            ctx,
             Action::Update,
             EntityKind::Patient,
             Some(id.0),
             async |txn| patients::update(txn, &actor, id, changes).await,
             |p| p.id,
+            |p| patient_event(&actor, EventKind::PatientUpdated, p.id),
         )
         .await?;
-        publish(ctx, EventKind::PatientUpdated, updated.id).await;
         Ok(updated.into())
     }
 
@@ -394,34 +394,27 @@ impl PatientMutation {
     ) -> async_graphql::Result<ID> {
         let actor = ctx.actor()?;
         let id: PatientId = parse_id("id", &id, PatientId::parse)?;
-        let deleted = audit::in_transaction(
-            &ctx.app()?.db,
-            &ctx.meta(),
+        let deleted = audited_change(
+            ctx,
             Action::Delete,
             EntityKind::Patient,
             Some(id.0),
             async |txn| patients::delete(txn, &actor, id).await,
             |id| id.0,
+            |id| patient_event(&actor, EventKind::PatientDeleted, id.0),
         )
         .await?;
-        publish(ctx, EventKind::PatientDeleted, deleted.0).await;
         Ok(ID(deleted.to_string()))
     }
 }
 
-/// Tells subscribers (on every instance) about a committed change; a failure to notify is logged, the
-/// change itself already stands.
-async fn publish(ctx: &Context<'_>, kind: EventKind, patient_id: uuid::Uuid) {
-    let Ok(actor) = ctx.actor() else { return };
-    let Ok(app) = ctx.app() else { return };
-    let event = DomainEvent {
+/// What subscribers hear of a change of one of the caller's patients.
+fn patient_event(actor: &Actor, kind: EventKind, patient_id: uuid::Uuid) -> DomainEvent {
+    DomainEvent {
         kind,
         owner_id: actor.user_id.0,
         patient_id,
         doctor_id: None,
         mapping_id: None,
-    };
-    if let Err(e) = app.events.publish(event).await {
-        tracing::warn!(error = ?e, "could not publish a patient event");
     }
 }

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement};
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, Statement,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use uuid::Uuid;
@@ -58,22 +60,32 @@ impl EventBus {
         bus
     }
 
-    /// Publishes a committed change to every instance's subscribers.
-    pub async fn publish(&self, event: DomainEvent) -> AppResult<()> {
-        if self.db.get_database_backend() == DatabaseBackend::Postgres {
-            let payload = serde_json::to_string(&event).map_err(anyhow::Error::from)?;
-            self.db
-                .execute_raw(Statement::from_sql_and_values(
-                    DatabaseBackend::Postgres,
-                    "SELECT pg_notify($1, $2)",
-                    [CHANNEL.into(), payload.into()],
-                ))
-                .await?;
-        } else {
-            // Having no subscriber is fine.
-            let _ = self.local.send(event);
+    /// Sends `event` as part of the change's transaction: on PostgreSQL NOTIFY is delivered when, and only
+    /// if, the transaction commits (and costs no connection checkout of its own). On SQLite nothing is
+    /// sent until `committed`.
+    pub async fn publish_in(
+        &self,
+        txn: &DatabaseTransaction,
+        event: &DomainEvent,
+    ) -> AppResult<()> {
+        if txn.get_database_backend() == DatabaseBackend::Postgres {
+            let payload = serde_json::to_string(event).map_err(anyhow::Error::from)?;
+            txn.execute_raw(Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                "SELECT pg_notify($1, $2)",
+                [CHANNEL.into(), payload.into()],
+            ))
+            .await?;
         }
         Ok(())
+    }
+
+    /// After the commit of a change `publish_in` was given: SQLite's in-process broadcast (on PostgreSQL
+    /// the commit has notified every instance already).
+    pub fn committed(&self, event: DomainEvent) {
+        if self.db.get_database_backend() != DatabaseBackend::Postgres {
+            let _ = self.local.send(event);
+        }
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<DomainEvent> {

@@ -5,7 +5,7 @@ use std::fmt;
 
 use chrono::{Duration, NaiveDate};
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
-use sea_orm::{DatabaseConnection, EntityTrait, Set};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, Set};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -307,6 +307,14 @@ pub async fn run(
         }
     }
     txn.commit().await?;
+    // A bulk load leaves PostgreSQL's planner without statistics and its visibility map unset until
+    // autovacuum comes by (up to a minute later): plans made for near-empty tables, and counts that
+    // visit every row's heap page. PostgreSQL's advice after populating a database is ANALYZE; VACUUM
+    // also sets the visibility map.
+    if db.get_database_backend() == DbBackend::Postgres {
+        db.execute_unprepared("VACUUM (ANALYZE) users, patients, doctors, patient_doctors")
+            .await?;
+    }
     Ok(report)
 }
 
