@@ -172,7 +172,11 @@ impl std::ops::Deref for HttpState {
 
 /// The schema (which holds the AppState as data) and the state itself.
 pub struct HttpShared {
+    /// With the persisted-query and limit extensions: WebSocket subscriptions and HTTP requests that
+    /// carry a persisted-query hash.
     pub schema: AppSchema,
+    /// Without extensions: every other HTTP request (checked against the limits by the handler).
+    pub plain_schema: AppSchema,
     /// The same schema with a deeper limit, for documents that only introspect (GraphiQL, codegen).
     pub introspection_schema: AppSchema,
     /// Documents that passed the token and alias limits, parsed (shared by both schemas).
@@ -190,6 +194,7 @@ pub fn router(state: AppState) -> Router {
         config.limits.max_aliases,
     ));
     let schema = graphql::build_schema(state.clone(), persisted_queries.clone(), documents.clone());
+    let plain_schema = graphql::build_plain_schema(state.clone());
     let introspection_schema = graphql::build_introspection_schema(
         state.clone(),
         persisted_queries.clone(),
@@ -208,6 +213,7 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql/ws", get(graphql::subscriptions::websocket))
         .with_state(HttpState(Arc::new(HttpShared {
             schema,
+            plain_schema,
             introspection_schema,
             documents,
             persisted_queries,

@@ -288,8 +288,13 @@ async fn execute(
         .all(|(_, introspection_only)| *introspection_only)
     {
         &http.introspection_schema
-    } else {
+    } else if batch
+        .iter()
+        .any(|r| r.extensions.contains_key("persistedQuery"))
+    {
         &http.schema
+    } else {
+        &http.plain_schema
     };
     let mut response = schema.execute_batch(batch).await;
     let elapsed = started.elapsed();

@@ -80,19 +80,27 @@ pub fn schema_builder() -> SchemaBuilder<Query, Mutation, subscriptions::Subscri
 /// it reads only the schema, which is public wherever introspection is enabled.
 pub const INTROSPECTION_MAX_DEPTH: usize = 20;
 
-/// The served schema: limits from the configuration, introspection and suggestions only where allowed.
-/// `persisted` holds the APQ documents; the handler reads it too (a hashed GET must be a query).
+/// The served schema: limits from the configuration, introspection and suggestions only where allowed,
+/// and two extensions: Apollo persisted queries (`persisted`, which the handler reads too: a hashed GET
+/// must be a query) and the token and alias limits for WebSocket messages (`documents`).
 pub fn build_schema(
     state: AppState,
     persisted: PersistedQueryStore,
     documents: Arc<DocumentCache>,
 ) -> AppSchema {
-    build_schema_with_depth(
-        state.clone(),
-        state.config.limits.max_depth,
-        persisted,
-        documents,
-    )
+    let depth = state.config.limits.max_depth;
+    with_extensions(schema_with_limits(&state, depth), persisted, documents)
+        .data(state)
+        .finish()
+}
+
+/// The same schema without extensions, for HTTP requests that carry no persisted-query hash: the
+/// handler has checked their documents against the token and alias limits already. With any extension
+/// installed async-graphql looks up every field's type and runs the extension chain around it, about a
+/// tenth of the server's CPU for a 20-patient list.
+pub fn build_plain_schema(state: AppState) -> AppSchema {
+    let depth = state.config.limits.max_depth;
+    schema_with_limits(&state, depth).data(state).finish()
 }
 
 /// The same schema for documents that only introspect, with a depth limit their standard query fits.
@@ -102,7 +110,9 @@ pub fn build_introspection_schema(
     documents: Arc<DocumentCache>,
 ) -> AppSchema {
     let depth = state.config.limits.max_depth.max(INTROSPECTION_MAX_DEPTH);
-    build_schema_with_depth(state, depth, persisted, documents)
+    with_extensions(schema_with_limits(&state, depth), persisted, documents)
+        .data(state)
+        .finish()
 }
 
 /// The bounded store of automatic persisted queries (Apollo APQ): clients send a hash instead of a
@@ -111,24 +121,30 @@ pub fn persisted_query_storage() -> PersistedQueryStore {
     LruCacheStorage::new(PERSISTED_QUERY_CACHE)
 }
 
-fn build_schema_with_depth(
-    state: AppState,
-    max_depth: usize,
-    persisted: PersistedQueryStore,
-    documents: Arc<DocumentCache>,
-) -> AppSchema {
+type AppSchemaBuilder = SchemaBuilder<Query, Mutation, subscriptions::Subscription>;
+
+fn schema_with_limits(state: &AppState, max_depth: usize) -> AppSchemaBuilder {
     let limits = &state.config.limits;
-    let mut builder = schema_builder()
+    let builder = schema_builder()
         .limit_depth(max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(limits.max_recursion)
-        .limit_directives(limits.max_directives)
-        .extension(ApolloPersistedQueries::new(persisted))
-        .extension(ShapeLimits(documents));
-    if !state.config.introspection {
-        builder = builder.disable_introspection().disable_suggestions();
+        .limit_directives(limits.max_directives);
+    if state.config.introspection {
+        builder
+    } else {
+        builder.disable_introspection().disable_suggestions()
     }
-    builder.data(state).finish()
+}
+
+fn with_extensions(
+    builder: AppSchemaBuilder,
+    persisted: PersistedQueryStore,
+    documents: Arc<DocumentCache>,
+) -> AppSchemaBuilder {
+    builder
+        .extension(ApolloPersistedQueries::new(persisted))
+        .extension(ShapeLimits(documents))
 }
 
 /// The schema in SDL, as committed in `schema.graphql`.
