@@ -62,7 +62,8 @@ impl AppState {
             options
         });
         Ok(AppState {
-            audit: AuditSink::start(db.clone(), audit_connection),
+            audit: AuditSink::start(db.clone(), audit_connection)
+                .context("starting the audit writer")?,
             events: EventBus::start(&db),
             auth: Arc::new(Auth::new(config)),
             auth_limiter: Arc::new(AuthRateLimiter::new(&config.abuse)),

@@ -299,22 +299,18 @@ impl AuditSink {
     /// Starts the writer on a thread of its own, so request tasks cannot starve it: the readers wait
     /// for it when its buffer is full, so its pace is theirs. It writes through `own` (a pool of its
     /// own, connected lazily on its thread) when given, otherwise through `db`.
-    pub fn start(db: DatabaseConnection, own: Option<ConnectOptions>) -> AuditSink {
+    /// An error when the thread cannot be started (the server then refuses to start: reads it served
+    /// would otherwise go unrecorded).
+    pub fn start(
+        db: DatabaseConnection,
+        own: Option<ConnectOptions>,
+    ) -> std::io::Result<AuditSink> {
         // Bounded: under sustained overload, readers wait for the writer rather than events being dropped.
         let (tx, rx) = mpsc::channel::<Command>(1024);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build();
-        let runtime = match runtime {
-            Ok(runtime) => runtime,
-            Err(e) => {
-                // No thread for it: the writer runs with the requests instead.
-                tracing::warn!(error = %e, "audit writer shares the request threads");
-                tokio::spawn(run_writer(db, rx));
-                return AuditSink { tx };
-            }
-        };
-        let spawned = std::thread::Builder::new()
+            .build()?;
+        std::thread::Builder::new()
             .name("medgraph-audit".into())
             .spawn(move || {
                 runtime.block_on(async move {
@@ -330,11 +326,8 @@ impl AuditSink {
                     };
                     run_writer(db, rx).await;
                 });
-            });
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "could not start the audit writer thread");
-        }
-        AuditSink { tx }
+            })?;
+        Ok(AuditSink { tx })
     }
 
     /// Buffers READ events of records returned to a caller.
