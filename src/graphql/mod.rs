@@ -89,9 +89,7 @@ pub fn build_schema(
     documents: Arc<DocumentCache>,
 ) -> AppSchema {
     let depth = state.config.limits.max_depth;
-    with_extensions(schema_with_limits(&state, depth), persisted, documents)
-        .data(state)
-        .finish()
+    extended_schema(state, depth, persisted, documents)
 }
 
 /// The same schema without extensions, for HTTP requests that carry no persisted-query hash: the
@@ -110,9 +108,7 @@ pub fn build_introspection_schema(
     documents: Arc<DocumentCache>,
 ) -> AppSchema {
     let depth = state.config.limits.max_depth.max(INTROSPECTION_MAX_DEPTH);
-    with_extensions(schema_with_limits(&state, depth), persisted, documents)
-        .data(state)
-        .finish()
+    extended_schema(state, depth, persisted, documents)
 }
 
 /// The bounded store of automatic persisted queries (Apollo APQ): clients send a hash instead of a
@@ -137,14 +133,17 @@ fn schema_with_limits(state: &AppState, max_depth: usize) -> AppSchemaBuilder {
     }
 }
 
-fn with_extensions(
-    builder: AppSchemaBuilder,
+fn extended_schema(
+    state: AppState,
+    max_depth: usize,
     persisted: PersistedQueryStore,
     documents: Arc<DocumentCache>,
-) -> AppSchemaBuilder {
-    builder
+) -> AppSchema {
+    schema_with_limits(&state, max_depth)
         .extension(ApolloPersistedQueries::new(persisted))
         .extension(ShapeLimits(documents))
+        .data(state)
+        .finish()
 }
 
 /// The schema in SDL, as committed in `schema.graphql`.

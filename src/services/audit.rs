@@ -447,29 +447,29 @@ async fn write(db: &DatabaseConnection, pending: &mut Vec<Reads>, pending_rows: 
 /// `MAX_STATEMENT_BYTES`, on SQLite up to `BATCH` rows (one transaction each).
 fn statements(backend: DbBackend, pending: Vec<Reads>) -> Vec<Vec<Reads>> {
     let postgres = backend == DbBackend::Postgres;
+    let (limit, max_rows) = if postgres {
+        (MAX_STATEMENT_BYTES, MAX_ROWS_PER_PART)
+    } else {
+        (BATCH, usize::MAX)
+    };
+    let size_of = |part: &Reads| {
+        if postgres {
+            part.json_len_bound()
+        } else {
+            part.rows.len()
+        }
+    };
     let mut statements = Vec::new();
     let mut current: Vec<Reads> = Vec::new();
     let mut size = 0;
-    for reads in pending {
-        let parts = if postgres {
-            reads.split(MAX_ROWS_PER_PART)
-        } else {
-            vec![reads]
-        };
-        for part in parts {
-            let part_size = if postgres {
-                part.json_len_bound()
-            } else {
-                part.rows.len()
-            };
-            let limit = if postgres { MAX_STATEMENT_BYTES } else { BATCH };
-            if !current.is_empty() && size + part_size > limit {
-                statements.push(std::mem::take(&mut current));
-                size = 0;
-            }
-            size += part_size;
-            current.push(part);
+    for part in pending.into_iter().flat_map(|reads| reads.split(max_rows)) {
+        let part_size = size_of(&part);
+        if !current.is_empty() && size + part_size > limit {
+            statements.push(std::mem::take(&mut current));
+            size = 0;
         }
+        size += part_size;
+        current.push(part);
     }
     if !current.is_empty() {
         statements.push(current);
