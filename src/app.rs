@@ -28,12 +28,16 @@ use crate::{
     auth::{Auth, limiter::AuthRateLimiter},
     config::Config,
     graphql::{self, AppSchema},
+    reads::ReadConnection,
     services::{audit::AuditSink, events::EventBus},
 };
 
 #[derive(Clone)]
 pub struct AppState {
+    /// The SeaORM pool: writes and transactions (and, on SQLite, everything).
     pub db: DatabaseConnection,
+    /// Where the services' reads outside a transaction run (src/reads.rs).
+    pub reads: ReadConnection,
     /// Shared: the token service's keys and validation rules are not copied per request.
     pub auth: Arc<Auth>,
     pub config: Arc<Config>,
@@ -53,21 +57,24 @@ impl AppState {
         // On PostgreSQL the audit writer gets a connection of its own: from the request pool it
         // queued behind every request's statements, and under load that capped the reads it could
         // record, and so the reads served (its bounded buffer makes readers wait for it).
-        let audit_connection = config.database_url.starts_with("postgres").then(|| {
-            let mut options = connect_options(config);
-            options
-                .max_connections(1)
-                .min_connections(0)
-                .connect_lazy(true);
-            options
-        });
+        let dedicated = || {
+            config.database_url.starts_with("postgres").then(|| {
+                let mut options = connect_options(config);
+                options
+                    .max_connections(1)
+                    .min_connections(0)
+                    .connect_lazy(true);
+                options
+            })
+        };
         Ok(AppState {
-            audit: AuditSink::start(db.clone(), audit_connection)
+            audit: AuditSink::start(db.clone(), dedicated())
                 .context("starting the audit writer")?,
-            events: EventBus::start(&db),
+            events: EventBus::start(&db, dedicated()).await,
             auth: Arc::new(Auth::new(config)),
             auth_limiter: Arc::new(AuthRateLimiter::new(&config.abuse)),
             config: Arc::new(config.clone()),
+            reads: ReadConnection::new(db.clone(), config, statements.clone())?,
             db,
             statements,
         })
@@ -78,7 +85,7 @@ impl AppState {
         self.audit.flush().await;
     }
 
-    /// SQL statements executed through this state's pool so far (for tests and diagnostics).
+    /// SQL statements executed through this state's pools so far (for tests and diagnostics).
     pub fn sql_statement_count(&self) -> u64 {
         self.statements.load(Ordering::Relaxed)
     }
@@ -366,7 +373,7 @@ async fn metrics(State(http): State<HttpState>) -> impl axum::response::IntoResp
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        crate::observability::render(&http.state.db),
+        crate::observability::render(&http.state.db, &http.state.reads),
     )
 }
 

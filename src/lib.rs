@@ -10,5 +10,6 @@ pub mod error;
 pub mod graphiql;
 pub mod graphql;
 pub mod observability;
+pub mod reads;
 pub mod services;
 pub mod telemetry;

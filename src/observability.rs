@@ -93,7 +93,7 @@ pub fn record_login(outcome: &'static str) {
 }
 
 /// Renders all metrics, with the pool gauges read now.
-pub fn render(db: &DatabaseConnection) -> String {
+pub fn render(db: &DatabaseConnection, reads: &crate::reads::ReadConnection) -> String {
     let handle = handle();
     let (size, idle) = match db.get_database_backend() {
         DatabaseBackend::Postgres => {
@@ -108,6 +108,10 @@ pub fn render(db: &DatabaseConnection) -> String {
     };
     metrics::gauge!("db_pool_connections").set(f64::from(size));
     metrics::gauge!("db_pool_idle_connections").set(idle as f64);
+    if let Some((size, idle)) = reads.pool_status() {
+        metrics::gauge!("db_read_pool_connections").set(size as f64);
+        metrics::gauge!("db_read_pool_idle_connections").set(idle as f64);
+    }
     handle.run_upkeep();
     handle.render()
 }

@@ -253,7 +253,7 @@ impl AuditQuery {
             from: filter.from.map(|t| t.0),
             to: filter.to.map(|t| t.0),
         };
-        let result = audit::list_for_admin(&ctx.app()?.db, &actor, filter, &page).await?;
+        let result = audit::list_for_admin(&ctx.app()?.reads, &actor, filter, &page).await?;
         Ok(AuditEventConnection::from_page(result))
     }
 }

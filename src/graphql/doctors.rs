@@ -170,7 +170,7 @@ impl DoctorQuery {
                 order.direction == SortDirection::Desc,
             ),
         };
-        let result = doctors::list(&ctx.app()?.db, filter, sort, descending, &page).await?;
+        let result = doctors::list(&ctx.app()?.reads, filter, sort, descending, &page).await?;
         if loaders::nodes_select(&ctx.look_ahead(), "patients") {
             let ids = result.items.iter().map(|(_, d)| DoctorId(d.id)).collect();
             ctx.loaders()?
@@ -189,7 +189,7 @@ impl DoctorQuery {
     ) -> async_graphql::Result<Option<Doctor>> {
         ctx.actor()?;
         let id = parse_id("id", &id, DoctorId::parse)?;
-        Ok(doctors::get(&ctx.app()?.db, id).await?.map(Doctor::from))
+        Ok(doctors::get(&ctx.app()?.reads, id).await?.map(Doctor::from))
     }
 }
 

@@ -7,26 +7,25 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use async_graphql::dataloader::{DataLoader, Loader};
-use sea_orm::DatabaseConnection;
-
 use crate::{
     app::AppState,
     auth::Actor,
     domain::{DoctorId, PatientId},
     entities::{doctor, patient},
     error::AppError,
+    reads::ReadConnection,
     services::{
         assignments,
         audit::{AuditMeta, AuditSink, EntityKind},
         doctors, patients,
     },
 };
+use async_graphql::dataloader::{DataLoader, Loader};
 
 pub type LoadError = Arc<AppError>;
 
 pub struct DoctorsOfPatient {
-    db: DatabaseConnection,
+    db: ReadConnection,
 }
 
 impl Loader<PatientId> for DoctorsOfPatient {
@@ -46,7 +45,7 @@ impl Loader<PatientId> for DoctorsOfPatient {
 /// Patient records leave the server only through these loaders and the patient queries, which all
 /// record the READ in the audit trail.
 pub struct PatientsOfDoctor {
-    db: DatabaseConnection,
+    db: ReadConnection,
     actor: Actor,
     audit: AuditSink,
     meta: AuditMeta,
@@ -67,7 +66,7 @@ impl Loader<DoctorId> for PatientsOfDoctor {
 }
 
 pub struct PatientById {
-    db: DatabaseConnection,
+    db: ReadConnection,
     actor: Actor,
     audit: AuditSink,
     meta: AuditMeta,
@@ -92,7 +91,7 @@ impl Loader<PatientId> for PatientById {
 }
 
 pub struct DoctorById {
-    db: DatabaseConnection,
+    db: ReadConnection,
 }
 
 impl Loader<DoctorId> for DoctorById {
@@ -120,7 +119,7 @@ pub struct Loaders {
 
 impl Loaders {
     pub fn for_actor(state: &AppState, actor: Actor, meta: AuditMeta) -> Self {
-        let db = &state.db;
+        let db = &state.reads;
         let audit = &state.audit;
         Loaders {
             doctors_of_patient: Some(batched(DoctorsOfPatient { db: db.clone() })),

@@ -94,7 +94,7 @@ impl MappingQuery {
             .map(|id| parse_id("doctorId", &id, DoctorId::parse))
             .transpose()?;
         let result =
-            assignments::list(&ctx.app()?.db, &actor, patient_id, doctor_id, &page).await?;
+            assignments::list(&ctx.app()?.reads, &actor, patient_id, doctor_id, &page).await?;
         // The page's records in one statement each, now: batching that does not depend on timing.
         let look = ctx.look_ahead();
         let wanted = |field: &str| loaders::nodes_select(&look, field);
@@ -127,7 +127,8 @@ impl MappingQuery {
     ) -> async_graphql::Result<Vec<Doctor>> {
         let actor = ctx.actor()?;
         let patient_id = parse_id("patientId", &patient_id, PatientId::parse)?;
-        let doctors = assignments::doctors_for_patient(&ctx.app()?.db, &actor, patient_id).await?;
+        let doctors =
+            assignments::doctors_for_patient(&ctx.app()?.reads, &actor, patient_id).await?;
         Ok(doctors.into_iter().map(Doctor::from).collect())
     }
 }

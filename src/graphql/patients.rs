@@ -160,7 +160,7 @@ impl Patient {
         let actor = ctx.actor()?;
         let page = PageRequest::parse(first, after)?;
         let id = PatientId(self.model.id);
-        let result = audit::list_for_patient(&ctx.app()?.db, &actor, id, &page).await?;
+        let result = audit::list_for_patient(&ctx.app()?.reads, &actor, id, &page).await?;
         Ok(crate::graphql::audit::AuditEventConnection::from_page(
             result,
         ))
@@ -283,7 +283,7 @@ impl PatientQuery {
             ),
         };
         let app = ctx.app()?;
-        let result = patients::list(&app.db, &actor, filter, sort, descending, &page).await?;
+        let result = patients::list(&app.reads, &actor, filter, sort, descending, &page).await?;
         if loaders::nodes_select(&ctx.look_ahead(), "doctors") {
             let ids = result.items.iter().map(|(_, p)| PatientId(p.id)).collect();
             ctx.loaders()?
@@ -305,7 +305,7 @@ impl PatientQuery {
         let actor = ctx.actor()?;
         let id: PatientId = parse_id("id", &id, PatientId::parse)?;
         let app = ctx.app()?;
-        let found = patients::get(&app.db, &actor, id).await?;
+        let found = patients::get(&app.reads, &actor, id).await?;
         if let Some(patient) = &found {
             app.audit
                 .reads(&ctx.meta(), EntityKind::Patient, [patient.id])

@@ -117,7 +117,7 @@ impl UserQuery {
     /// The signed-in account.
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
         let actor = ctx.actor()?;
-        Ok(accounts::me(&ctx.app()?.db, &actor).await?.into())
+        Ok(accounts::me(&ctx.app()?.reads, &actor).await?.into())
     }
 }
 

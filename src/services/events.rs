@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use sea_orm::{
-    ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, Statement,
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
+    DatabaseTransaction, Statement,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -16,6 +17,8 @@ use crate::error::AppResult;
 const CHANNEL: &str = "medgraph_events";
 /// Events buffered per subscriber; a subscriber that falls further behind skips the oldest.
 const BUFFER: usize = 1024;
+/// How long the start waits for the first LISTEN (the connect timeout is 10 s; a start should not hang).
+const LISTEN_READY_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventKind {
@@ -45,17 +48,31 @@ pub struct EventBus {
 }
 
 impl EventBus {
-    /// Starts the bus; on PostgreSQL also the task that LISTENs and forwards to local subscribers.
-    pub fn start(db: &DatabaseConnection) -> EventBus {
+    /// Starts the bus; on PostgreSQL also the task that LISTENs and forwards to local subscribers, on a
+    /// connection of its own (`listener`): a LISTEN holds its connection for good, and taken from the
+    /// request pool it left one connection fewer for requests, none with `DATABASE_MAX_CONNECTIONS=1`.
+    /// Returns once the LISTEN is in place (or after `LISTEN_READY_WAIT`), so the events of the first
+    /// requests served are not missed.
+    pub async fn start(db: &DatabaseConnection, listener: Option<ConnectOptions>) -> EventBus {
         let (local, _) = broadcast::channel(BUFFER);
         let bus = EventBus {
             local,
             db: db.clone(),
         };
-        if db.get_database_backend() == DatabaseBackend::Postgres {
-            let pool = db.get_postgres_connection_pool().clone();
+        if let Some(options) = listener
+            && db.get_database_backend() == DatabaseBackend::Postgres
+        {
             let forward = bus.local.clone();
-            tokio::spawn(async move { listen(pool, forward).await });
+            let (listening, ready) = tokio::sync::oneshot::channel();
+            tokio::spawn(async move { listen(options, forward, listening).await });
+            if tokio::time::timeout(LISTEN_READY_WAIT, ready)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "the event listener is not listening yet; subscriptions may miss events"
+                );
+            }
         }
         bus
     }
@@ -94,11 +111,28 @@ impl EventBus {
 }
 
 /// Forwards NOTIFY payloads to local subscribers, reconnecting after the database goes away.
-async fn listen(pool: sea_orm::sqlx::PgPool, forward: broadcast::Sender<DomainEvent>) {
+async fn listen(
+    options: ConnectOptions,
+    forward: broadcast::Sender<DomainEvent>,
+    listening: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut listening = Some(listening);
+    // Kept for the whole loop: dropping the SeaORM handle would close its pool.
+    let db = match Database::connect(options).await {
+        Ok(db) => db,
+        Err(e) => {
+            tracing::error!(error = %e, "event listener: bad connection settings; no cross-instance events");
+            return;
+        }
+    };
+    let pool = db.get_postgres_connection_pool();
     while !pool.is_closed() {
-        match sea_orm::sqlx::postgres::PgListener::connect_with(&pool).await {
+        match sea_orm::sqlx::postgres::PgListener::connect_with(pool).await {
             Ok(mut listener) => match listener.listen(CHANNEL).await {
                 Ok(()) => loop {
+                    if let Some(listening) = listening.take() {
+                        let _ = listening.send(());
+                    }
                     match listener.recv().await {
                         Ok(notification) => {
                             match serde_json::from_str::<DomainEvent>(notification.payload()) {
