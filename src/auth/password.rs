@@ -74,7 +74,10 @@ impl PasswordPolicy {
 /// database the cores first, so a login storm cannot starve reads.
 const HASHER_NICENESS: i32 = 19;
 
-type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
+/// A hash or verification: runs on a hashing thread with that thread's argon2 memory and returns how
+/// to hand its result to the caller.
+type Job = Box<dyn FnOnce(&mut Vec<Block>) -> Delivery + Send>;
+type Delivery = Box<dyn FnOnce() + Send>;
 
 /// Hashes and verifies with argon2id at OWASP's parameters (the crate defaults: m=19456 KiB, t=2, p=1) on
 /// one dedicated low-priority thread per core. Each thread reuses its own argon2 memory, so memory stays
@@ -83,29 +86,45 @@ type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 /// `wait` is refused with RATE_LIMITED instead of queueing without bound.
 #[derive(Clone)]
 pub struct PasswordHasher {
+    /// One per thread: a caller holding a permit always finds an idle thread.
     permits: Arc<Semaphore>,
-    jobs: SyncSender<Job>,
+    threads: Arc<HashingThreads>,
     wait: Duration,
     dummy_hash: Arc<tokio::sync::OnceCell<String>>,
+}
+
+struct HashingThreads {
+    /// Each thread's job slot; dropping them (with the last `PasswordHasher`) ends the threads.
+    inboxes: Vec<SyncSender<Job>>,
+    /// Idle threads, the most recently busy last: hashes that come one at a time all go to the same
+    /// (warm) thread, so the others' 19 MiB are not touched at all.
+    idle: Arc<Mutex<Vec<usize>>>,
 }
 
 impl PasswordHasher {
     pub fn new(wait: Duration) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(cores * 2);
-        let queue = Arc::new(Mutex::new(queue));
+        let idle = Arc::new(Mutex::new(Vec::with_capacity(cores)));
+        let mut inboxes = Vec::with_capacity(cores);
         for index in 0..cores {
-            let queue = queue.clone();
+            let (inbox, jobs) = std::sync::mpsc::sync_channel::<Job>(1);
+            let thread_idle = idle.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("argon2-{index}"))
-                .spawn(move || hashing_thread(&queue));
-            if let Err(e) = spawned {
-                tracing::error!(error = %e, "could not start a password hashing thread");
+                .spawn(move || hashing_thread(index, &jobs, &thread_idle));
+            match spawned {
+                Ok(_) => {
+                    inboxes.push(inbox);
+                    if let Ok(mut idle) = idle.lock() {
+                        idle.push(inboxes.len() - 1);
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "could not start a password hashing thread"),
             }
         }
         Self {
-            permits: Arc::new(Semaphore::new(cores)),
-            jobs,
+            permits: Arc::new(Semaphore::new(inboxes.len())),
+            threads: Arc::new(HashingThreads { inboxes, idle }),
             wait,
             dummy_hash: Arc::default(),
         }
@@ -197,16 +216,31 @@ impl PasswordHasher {
             message: "The server is busy checking passwords; try again shortly",
             retry_after: Some(1),
         };
-        let _permit = match tokio::time::timeout(self.wait, self.permits.acquire()).await {
-            Ok(permit) => permit.context("password hasher closed")?,
-            Err(_) => return Err(busy()),
-        };
+        let permit =
+            match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
+                Ok(permit) => permit.context("password hasher closed")?,
+                Err(_) => return Err(busy()),
+            };
         let (done, result) = tokio::sync::oneshot::channel();
+        // The permit goes with the job and is released on the thread once it is idle again, also when
+        // the caller has given up meanwhile: a permit always stands for an idle thread.
         let job: Job = Box::new(move |memory| {
-            let _ = done.send(work(memory));
+            let outcome = work(memory);
+            Box::new(move || {
+                let _ = done.send(outcome);
+                drop(permit);
+            })
         });
-        // Never full: there are as many permits as threads and twice as many slots.
-        self.jobs.try_send(job).map_err(|_| busy())?;
+        let thread = self
+            .threads
+            .idle
+            .lock()
+            .ok()
+            .and_then(|mut idle| idle.pop())
+            .ok_or_else(busy)?;
+        self.threads.inboxes[thread]
+            .try_send(job)
+            .map_err(|_| busy())?;
         Ok(result.await.context("password hashing thread failed")??)
     }
 }
@@ -233,7 +267,7 @@ fn sized<'a>(memory: &'a mut Vec<Block>, params: &Params) -> &'a mut [Block] {
     &mut memory[..needed]
 }
 
-fn hashing_thread(queue: &Mutex<Receiver<Job>>) {
+fn hashing_thread(index: usize, jobs: &Receiver<Job>, idle: &Mutex<Vec<usize>>) {
     if let Err(e) =
         rustix::process::setpriority_process(Some(rustix::thread::gettid()), HASHER_NICENESS)
     {
@@ -241,12 +275,7 @@ fn hashing_thread(queue: &Mutex<Receiver<Job>>) {
     }
     let mut memory = Vec::new();
     loop {
-        // The lock is held only while waiting; the sender side closing ends the thread.
-        let job = match queue.lock() {
-            Ok(queue) => queue.recv_timeout(HASHER_IDLE_RELEASE),
-            Err(_) => return,
-        };
-        let job = match job {
+        let job = match jobs.recv_timeout(HASHER_IDLE_RELEASE) {
             Ok(job) => job,
             Err(RecvTimeoutError::Timeout) => {
                 memory = Vec::new();
@@ -254,8 +283,15 @@ fn hashing_thread(queue: &Mutex<Receiver<Job>>) {
             }
             Err(RecvTimeoutError::Disconnected) => return,
         };
-        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut memory))).is_err() {
-            tracing::error!("a password hashing job panicked");
+        let delivery = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut memory)));
+        // Idle again before the job's permit is released (in `deliver`), so the next permit holder
+        // always finds a thread.
+        if let Ok(mut idle) = idle.lock() {
+            idle.push(index);
+        }
+        match delivery {
+            Ok(deliver) => deliver(),
+            Err(_) => tracing::error!("a password hashing job panicked"),
         }
     }
 }
@@ -363,6 +399,37 @@ mod tests {
                 .expect("verify")
         );
         assert!(hasher.verify("x", "not a hash").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn hashes_one_at_a_time_stay_on_one_warm_thread() {
+        let hasher = PasswordHasher::new(Duration::from_secs(5));
+        let mut threads = std::collections::HashSet::new();
+        for _ in 0..6 {
+            let name = hasher
+                .run(|_| Ok(std::thread::current().name().map(str::to_owned)))
+                .await
+                .expect("ran");
+            threads.insert(name.expect("a named hashing thread"));
+        }
+        assert_eq!(threads.len(), 1, "{threads:?}");
+
+        // Concurrent work still spreads over every thread.
+        let cores = hasher.threads.inboxes.len();
+        let barrier = Arc::new(std::sync::Barrier::new(cores));
+        let runs = (0..cores).map(|_| {
+            let barrier = barrier.clone();
+            hasher.run(move |_| {
+                barrier.wait();
+                Ok(std::thread::current().name().map(str::to_owned))
+            })
+        });
+        let names: std::collections::HashSet<_> = futures_util::future::join_all(runs)
+            .await
+            .into_iter()
+            .map(|name| name.expect("ran").expect("named"))
+            .collect();
+        assert_eq!(names.len(), cores);
     }
 
     #[tokio::test]
