@@ -5,7 +5,7 @@
 //! they go through a buffer (`AuditSink`) that a background task writes in batches; `flush` (called at
 //! graceful shutdown) waits until everything buffered is stored.
 
-use std::{net::IpAddr, time::Duration};
+use std::{net::IpAddr, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -13,7 +13,7 @@ use sea_orm::{
     DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter, Set, Statement,
     TransactionTrait,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::{
@@ -281,10 +281,17 @@ enum Command {
 #[derive(Clone)]
 pub struct AuditSink {
     tx: mpsc::Sender<Command>,
+    /// Wakes the writer before its next tick: a flush, or `WAKE_AT` responses waiting.
+    wake: Arc<Notify>,
 }
 
-/// Rows buffered before the writer stores them without waiting for `FLUSH_EVERY`.
+/// Responses queued before the writer is woken without waiting for `FLUSH_EVERY`. Not woken for each
+/// one: at thousands of reads a second that was a thread wake-up per request.
+const WAKE_AT: usize = 64;
+/// Rows of one SQLite statement batch (one transaction).
 const BATCH: usize = 500;
+/// Responses the queue holds; readers wait for the writer beyond.
+const QUEUE: usize = 1024;
 /// Longest a buffered read waits before it is written.
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// Largest statement the writer sends PostgreSQL. sqlx 0.9 leaves Nagle's algorithm on (sqlx issue
@@ -306,7 +313,9 @@ impl AuditSink {
         own: Option<ConnectOptions>,
     ) -> std::io::Result<AuditSink> {
         // Bounded: under sustained overload, readers wait for the writer rather than events being dropped.
-        let (tx, rx) = mpsc::channel::<Command>(1024);
+        let (tx, rx) = mpsc::channel::<Command>(QUEUE);
+        let wake = Arc::new(Notify::new());
+        let writer_wake = wake.clone();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -324,10 +333,10 @@ impl AuditSink {
                         },
                         None => db,
                     };
-                    run_writer(db, rx).await;
+                    run_writer(db, rx, &writer_wake).await;
                 });
             })?;
-        Ok(AuditSink { tx })
+        Ok(AuditSink { tx, wake })
     }
 
     /// Buffers READ events of records returned to a caller.
@@ -352,47 +361,53 @@ impl AuditSink {
         if self.tx.send(Command::Record(reads)).await.is_err() {
             tracing::error!("audit writer stopped; read events lost");
         }
+        if QUEUE - self.tx.capacity() >= WAKE_AT {
+            self.wake.notify_one();
+        }
     }
 
     /// Waits until every event buffered so far is stored.
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Command::Flush(done)).await.is_ok() {
+            self.wake.notify_one();
             let _ = wait.await;
         }
     }
 }
 
-/// Stores what arrives, in batches of up to `BATCH` rows or every `FLUSH_EVERY`, until every sender is gone.
-async fn run_writer(db: DatabaseConnection, mut rx: mpsc::Receiver<Command>) {
+/// Stores what has arrived every `FLUSH_EVERY`, or when woken (`WAKE_AT` responses, a flush), until every
+/// sender is gone.
+async fn run_writer(db: DatabaseConnection, mut rx: mpsc::Receiver<Command>, wake: &Notify) {
     let mut pending: Vec<Reads> = Vec::new();
     let mut pending_rows = 0;
-    let mut received = Vec::with_capacity(64);
     let mut ticker = tokio::time::interval(FLUSH_EVERY);
     loop {
         tokio::select! {
-            count = rx.recv_many(&mut received, 64) => {
-                if count == 0 {
+            _ = ticker.tick() => {}
+            () = wake.notified() => {}
+        }
+        let mut closed = false;
+        loop {
+            match rx.try_recv() {
+                Ok(Command::Record(reads)) => {
+                    pending_rows += reads.rows.len();
+                    pending.push(reads);
+                }
+                Ok(Command::Flush(done)) => {
                     write(&db, &mut pending, &mut pending_rows).await;
+                    let _ = done.send(());
+                }
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    closed = true;
                     break;
                 }
-                for command in received.drain(..) {
-                    match command {
-                        Command::Record(reads) => {
-                            pending_rows += reads.rows.len();
-                            pending.push(reads);
-                        }
-                        Command::Flush(done) => {
-                            write(&db, &mut pending, &mut pending_rows).await;
-                            let _ = done.send(());
-                        }
-                    }
-                }
-                if pending_rows >= BATCH {
-                    write(&db, &mut pending, &mut pending_rows).await;
-                }
-            },
-            _ = ticker.tick() => write(&db, &mut pending, &mut pending_rows).await,
+            }
+        }
+        write(&db, &mut pending, &mut pending_rows).await;
+        if closed {
+            break;
         }
     }
 }
