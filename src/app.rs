@@ -54,9 +54,9 @@ impl AppState {
         Migrator::up(&db, None)
             .await
             .context("running migrations")?;
-        // On PostgreSQL the audit writer gets a connection of its own: from the request pool it
-        // queued behind every request's statements, and under load that capped the reads it could
-        // record, and so the reads served (its bounded buffer makes readers wait for it).
+        // On PostgreSQL the audit writer and the event listener get a connection each of their own.
+        // From the request pool the writer queued behind every request's statements (and readers wait
+        // for it), and the listener's LISTEN held one of the pool's connections for good.
         let dedicated = || {
             config.database_url.starts_with("postgres").then(|| {
                 let mut options = connect_options(config);
