@@ -245,9 +245,9 @@ impl PasswordHasher {
     }
 }
 
-/// Address space reserved for a thread's argon2 memory. Above glibc's largest mmap threshold (32 MiB), so
-/// the allocation is always its own mapping and freeing it returns the pages to the system at once;
-/// only the 19 MiB argon2 touches become resident.
+/// Address space reserved for a thread's argon2 memory, so a stored hash with larger parameters grows it in
+/// place. Far above jemalloc's oversize threshold (8 MiB), so it is an extent of its own whose pages go
+/// back to the system when it is freed; only the 19 MiB argon2 touches become resident.
 const ARGON2_RESERVATION_BYTES: usize = 33 * 1024 * 1024;
 
 /// A hashing thread frees its argon2 memory after this long without work: warm during a login storm,
