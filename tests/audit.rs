@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use common::*;
 use medgraph::entities::audit_event;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -176,6 +176,56 @@ async fn update_patient(
     )
     .await
 }
+
+scenario!(
+    a_patient_whose_audit_row_cannot_be_stored_is_not_created,
+    |app| async move {
+        let user = app.signed_in_user().await;
+        // The database refuses CREATE rows from here on; the patient must go with its row.
+        let refuse = match app.state.db.get_database_backend() {
+            sea_orm::DbBackend::Postgres => vec![
+                "CREATE FUNCTION refuse_audit_row() RETURNS trigger LANGUAGE plpgsql AS
+                 $$ BEGIN RAISE EXCEPTION 'audit row refused'; END $$",
+                "CREATE TRIGGER refuse_create_rows BEFORE INSERT ON audit_events FOR EACH ROW
+                 WHEN (NEW.action = 'CREATE') EXECUTE FUNCTION refuse_audit_row()",
+            ],
+            _ => vec![
+                "CREATE TRIGGER refuse_create_rows BEFORE INSERT ON audit_events
+                 WHEN NEW.action = 'CREATE' BEGIN SELECT RAISE(ABORT, 'audit row refused'); END",
+            ],
+        };
+        for sql in refuse {
+            app.state
+                .db
+                .execute_unprepared(sql)
+                .await
+                .expect("install the trigger");
+        }
+
+        let refused = app
+            .gql(
+                user.token(),
+                "mutation($input: CreatePatientInput!) { createPatient(input: $input) { id } }",
+                json!({ "input": patient_input("Ada", "Lovelace", 36) }),
+            )
+            .await;
+        refused.assert_code("INTERNAL_SERVER_ERROR");
+        assert!(
+            !refused.error_message().contains("refused"),
+            "the database's message leaked: {}",
+            refused.error_message()
+        );
+        let stored = medgraph::entities::patient::Entity::find()
+            .all(&app.state.db)
+            .await
+            .expect("read the patients");
+        assert!(stored.is_empty(), "created without its audit row: {stored:?}");
+        let listed = app
+            .gql(user.token(), "{ patients { totalCount } }", json!({}))
+            .await;
+        assert_eq!(listed.data()["patients"]["totalCount"], 0);
+    }
+);
 
 scenario!(
     creating_updating_and_deleting_a_patient_each_leave_one_success_row,

@@ -24,7 +24,10 @@ use async_graphql::{
 
 use std::sync::Arc;
 
-use sea_orm::DatabaseTransaction;
+use sea_orm::{
+    ActiveModelBehavior, ActiveModelTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    IntoActiveModel,
+};
 
 use crate::{
     app::AppState,
@@ -34,8 +37,8 @@ use crate::{
         documents::{DocumentCache, ShapeLimits},
     },
     services::{
-        audit::{Action, EntityKind, in_transaction},
-        events::DomainEvent,
+        audit::{Action, EntityKind, in_transaction, insert_in_one_statement},
+        events::{DomainEvent, EventBus},
     },
 };
 
@@ -179,6 +182,50 @@ pub(crate) async fn audited_change<T>(
     )
     .await?;
     app.events.committed(event);
+    Ok(value)
+}
+
+/// A new record (whose id is `id`) with its CREATE audit row and, when given, the event subscribers
+/// get. On PostgreSQL all of it is one statement on the direct pool
+/// (`audit::insert_in_one_statement`); on SQLite it is `in_transaction`'s transaction. Neither runs
+/// `ActiveModelBehavior` hooks beyond the defaults, and no entity defines any.
+pub(crate) async fn audited_create<A>(
+    ctx: &async_graphql::Context<'_>,
+    kind: EntityKind,
+    id: uuid::Uuid,
+    record: A,
+    event: Option<DomainEvent>,
+) -> async_graphql::Result<<A::Entity as EntityTrait>::Model>
+where
+    A: ActiveModelTrait + ActiveModelBehavior + Send,
+    <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
+{
+    let app = ctx.app()?;
+    if app.db.get_database_backend() == DbBackend::Postgres {
+        let notify = event.as_ref().map(EventBus::notify_call).transpose()?;
+        return Ok(
+            insert_in_one_statement(&app.reads, &ctx.meta(), kind, id, record, notify).await?,
+        );
+    }
+    let (value, event) = in_transaction(
+        &app.db,
+        &ctx.meta(),
+        Action::Create,
+        kind,
+        None,
+        async |txn| {
+            let value = record.insert(txn).await?;
+            if let Some(event) = &event {
+                app.events.publish_in(txn, event).await?;
+            }
+            Ok((value, event))
+        },
+        |_| id,
+    )
+    .await?;
+    if let Some(event) = event {
+        app.events.committed(event);
+    }
     Ok(value)
 }
 

@@ -9,7 +9,7 @@ use crate::{
     domain::{self, PatientId, age_on},
     entities::patient,
     graphql::{
-        audited_change,
+        audited_change, audited_create,
         context::ContextExt,
         doctors::Doctor,
         loaders::{self, load_error},
@@ -337,16 +337,10 @@ impl PatientMutation {
             phone: input.phone,
             notes: input.notes,
         };
-        let created = audited_change(
-            ctx,
-            Action::Create,
-            EntityKind::Patient,
-            None,
-            async |txn| patients::create(txn, &actor, input).await,
-            |p| p.id,
-            |p| patient_event(&actor, EventKind::PatientCreated, p.id),
-        )
-        .await?;
+        let id = uuid::Uuid::now_v7();
+        let record = patients::new_record(&actor, id, input)?;
+        let event = patient_event(&actor, EventKind::PatientCreated, id);
+        let created = audited_create(ctx, EntityKind::Patient, id, record, Some(event)).await?;
         Ok(created.into())
     }
 

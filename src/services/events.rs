@@ -7,6 +7,7 @@ use std::time::Duration;
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
     DatabaseTransaction, Statement,
+    sea_query::{Expr, Func},
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -95,6 +96,12 @@ impl EventBus {
             .await?;
         }
         Ok(())
+    }
+
+    /// The `pg_notify` call that sends `event`, for a statement that makes the change itself.
+    pub fn notify_call(event: &DomainEvent) -> AppResult<Expr> {
+        let payload = serde_json::to_string(event).map_err(anyhow::Error::from)?;
+        Ok(Func::cust("pg_notify").arg(CHANNEL).arg(payload).into())
     }
 
     /// After the commit of a change `publish_in` was given: SQLite's in-process broadcast (on PostgreSQL

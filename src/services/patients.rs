@@ -3,8 +3,7 @@
 
 use chrono::NaiveDate;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Select,
-    Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Select, Set,
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 use uuid::Uuid;
@@ -78,11 +77,8 @@ fn today() -> NaiveDate {
     chrono::Utc::now().date_naive()
 }
 
-pub async fn create(
-    db: &impl ConnectionTrait,
-    actor: &Actor,
-    input: NewPatient,
-) -> AppResult<patient::Model> {
+/// The caller's new patient with id `id`, validated and ready to insert.
+pub fn new_record(actor: &Actor, id: Uuid, input: NewPatient) -> AppResult<patient::ActiveModel> {
     let mut v = Validator::new();
     let first_name = v.check("firstName", PersonName::parse(&input.first_name));
     let last_name = v.check("lastName", PersonName::parse(&input.last_name));
@@ -117,7 +113,7 @@ pub async fn create(
     let at = now();
     let search = search_text(&[&first_name, &last_name]);
     Ok(patient::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(id),
         owner_id: Set(actor.user_id.0),
         first_name: Set(first_name),
         last_name: Set(last_name),
@@ -131,9 +127,7 @@ pub async fn create(
         version: Set(1),
         created_at: Set(at),
         updated_at: Set(at),
-    }
-    .insert(db)
-    .await?)
+    })
 }
 
 /// The caller's patient, or `None` when it does not exist or belongs to someone else.
