@@ -219,7 +219,10 @@ scenario!(
             .all(&app.state.db)
             .await
             .expect("read the patients");
-        assert!(stored.is_empty(), "created without its audit row: {stored:?}");
+        assert!(
+            stored.is_empty(),
+            "created without its audit row: {stored:?}"
+        );
         let listed = app
             .gql(user.token(), "{ patients { totalCount } }", json!({}))
             .await;

@@ -8,6 +8,7 @@ use crate::{
     domain::DoctorId,
     entities::doctor,
     graphql::{
+        audited_create,
         context::ContextExt,
         loaders::{self, load_error},
         pagination::DoctorConnection,
@@ -212,14 +213,15 @@ impl DoctorMutation {
             email: input.email,
             phone: input.phone,
         };
-        let created = audit::in_transaction(
-            &ctx.app()?.db,
-            &ctx.meta(),
-            Action::Create,
+        let id = uuid::Uuid::now_v7();
+        let record = doctors::new_record(&actor, id, input)?;
+        let created = audited_create(
+            ctx,
             EntityKind::Doctor,
+            id,
+            record,
             None,
-            async |txn| doctors::create(txn, &actor, input).await,
-            |d| d.id,
+            Some(doctors::EMAIL_TAKEN),
         )
         .await?;
         Ok(created.into())

@@ -25,7 +25,7 @@ use async_graphql::{
 use std::sync::Arc;
 
 use sea_orm::{
-    ActiveModelBehavior, ActiveModelTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    ActiveModelBehavior, ActiveModelTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait,
     IntoActiveModel,
 };
 
@@ -188,24 +188,33 @@ pub(crate) async fn audited_change<T>(
 /// A new record (whose id is `id`) with its CREATE audit row and, when given, the event subscribers
 /// get. On PostgreSQL all of it is one statement on the direct pool
 /// (`audit::insert_in_one_statement`); on SQLite it is `in_transaction`'s transaction. Neither runs
-/// `ActiveModelBehavior` hooks beyond the defaults, and no entity defines any.
+/// `ActiveModelBehavior` hooks beyond the defaults, and no entity defines any. A unique violation is
+/// CONFLICT with `taken` when given.
 pub(crate) async fn audited_create<A>(
     ctx: &async_graphql::Context<'_>,
     kind: EntityKind,
     id: uuid::Uuid,
     record: A,
     event: Option<DomainEvent>,
+    taken: Option<&'static str>,
 ) -> async_graphql::Result<<A::Entity as EntityTrait>::Model>
 where
     A: ActiveModelTrait + ActiveModelBehavior + Send,
     <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
 {
     let app = ctx.app()?;
+    let refused = |error: DbErr| match taken {
+        Some(message) => AppError::from_db(error, message),
+        None => AppError::from(error),
+    };
     if app.db.get_database_backend() == DbBackend::Postgres {
         let notify = event.as_ref().map(EventBus::notify_call).transpose()?;
-        return Ok(
-            insert_in_one_statement(&app.reads, &ctx.meta(), kind, id, record, notify).await?,
-        );
+        return insert_in_one_statement(&app.reads, &ctx.meta(), kind, id, record, notify)
+            .await
+            .map_err(refused)?
+            .ok_or_else(|| {
+                AppError::Internal(anyhow::anyhow!("the insert returned no row")).into()
+            });
     }
     let (value, event) = in_transaction(
         &app.db,
@@ -214,7 +223,7 @@ where
         kind,
         None,
         async |txn| {
-            let value = record.insert(txn).await?;
+            let value = record.insert(txn).await.map_err(refused)?;
             if let Some(event) = &event {
                 app.events.publish_in(txn, event).await?;
             }

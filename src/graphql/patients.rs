@@ -340,7 +340,8 @@ impl PatientMutation {
         let id = uuid::Uuid::now_v7();
         let record = patients::new_record(&actor, id, input)?;
         let event = patient_event(&actor, EventKind::PatientCreated, id);
-        let created = audited_create(ctx, EntityKind::Patient, id, record, Some(event)).await?;
+        let created =
+            audited_create(ctx, EntityKind::Patient, id, record, Some(event), None).await?;
         Ok(created.into())
     }
 

@@ -218,7 +218,7 @@ pub async fn insert_in_one_statement<A>(
     id: Uuid,
     record: A,
     notify: Option<Expr>,
-) -> AppResult<<A::Entity as EntityTrait>::Model>
+) -> Result<Option<<A::Entity as EntityTrait>::Model>, DbErr>
 where
     A: ActiveModelTrait,
 {
@@ -259,11 +259,7 @@ where
         answer.from("notified");
     }
     let statement = db.get_database_backend().build(&answer.with(with));
-    A::Entity::find()
-        .from_raw_sql(statement)
-        .one(db)
-        .await?
-        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("the insert returned no row")))
+    A::Entity::find().from_raw_sql(statement).one(db).await
 }
 
 /// The READ events of one response: every record returned gets its own row, stamped alike.

@@ -21,7 +21,7 @@ use crate::{
 };
 
 pub const SPECIALIZATION_MAX: usize = 100;
-const EMAIL_TAKEN: &str = "A doctor with this email already exists";
+pub const EMAIL_TAKEN: &str = "A doctor with this email already exists";
 
 pub struct NewDoctor {
     pub first_name: String,
@@ -53,11 +53,8 @@ pub enum DoctorSort {
     Specialization,
 }
 
-pub async fn create(
-    db: &impl ConnectionTrait,
-    actor: &Actor,
-    input: NewDoctor,
-) -> AppResult<doctor::Model> {
+/// A new directory entry with id `id`, created by the caller, validated and ready to insert.
+pub fn new_record(actor: &Actor, id: Uuid, input: NewDoctor) -> AppResult<doctor::ActiveModel> {
     let mut v = Validator::new();
     let first_name = v.check("firstName", PersonName::parse(&input.first_name));
     let last_name = v.check("lastName", PersonName::parse(&input.last_name));
@@ -80,8 +77,8 @@ pub async fn create(
     };
     let at = now();
     let search = search_text(&[&first_name, &last_name, &specialization]);
-    doctor::ActiveModel {
-        id: Set(Uuid::now_v7()),
+    Ok(doctor::ActiveModel {
+        id: Set(id),
         created_by: Set(Some(actor.user_id.0)),
         first_name: Set(first_name),
         last_name: Set(last_name),
@@ -91,10 +88,7 @@ pub async fn create(
         phone: Set(phone),
         created_at: Set(at),
         updated_at: Set(at),
-    }
-    .insert(db)
-    .await
-    .map_err(|e| AppError::from_db(e, EMAIL_TAKEN))
+    })
 }
 
 pub async fn get(db: &impl ConnectionTrait, id: DoctorId) -> AppResult<Option<doctor::Model>> {
