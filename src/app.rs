@@ -70,7 +70,7 @@ impl AppState {
         Ok(AppState {
             audit: AuditSink::start(db.clone(), dedicated())
                 .context("starting the audit writer")?,
-            events: EventBus::start(&db, dedicated()).await,
+            events: EventBus::start(&db, dedicated(), config.events_listen_linger).await,
             auth: Arc::new(Auth::new(config)),
             auth_limiter: Arc::new(AuthRateLimiter::new(&config.abuse)),
             config: Arc::new(config.clone()),

@@ -32,6 +32,7 @@ pub const ENV_VARS: &[&str] = &[
     "PASSWORD_HASH_WAIT",
     "TRUSTED_PROXIES",
     "CORS_ALLOWED_ORIGINS",
+    "EVENTS_LISTEN_LINGER",
 ];
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://medgraph.db?mode=rwc";
@@ -173,7 +174,12 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Origins allowed to call the API from a browser (CORS); none by default.
     pub cors_allowed_origins: Vec<String>,
+    /// PostgreSQL: how long the instance keeps LISTENing for change events after its last subscription
+    /// ended (it listens again when the next one starts).
+    pub events_listen_linger: Duration,
 }
+
+pub const DEFAULT_EVENTS_LISTEN_LINGER: Duration = Duration::from_secs(30);
 
 /// One line naming the variable and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
@@ -417,7 +423,11 @@ impl Config {
                 .collect::<Result<_, _>>()?,
         };
 
+        let events_listen_linger =
+            duration(&get, "EVENTS_LISTEN_LINGER", DEFAULT_EVENTS_LISTEN_LINGER)?;
+
         Ok(Config {
+            events_listen_linger,
             introspection,
             limits,
             abuse,
@@ -459,6 +469,7 @@ impl Config {
             },
             trusted_proxies: Vec::new(),
             cors_allowed_origins: Vec::new(),
+            events_listen_linger: DEFAULT_EVENTS_LISTEN_LINGER,
         }
     }
 

@@ -86,6 +86,23 @@ async fn subscribed(app_addr: std::net::SocketAddr, token: &str, query: &str) ->
     socket
 }
 
+/// Waits until `app` has registered `count` subscriptions (and, on PostgreSQL, listens): graphql-ws
+/// has no acknowledgement of a subscribe message, so a change made right after sending it could
+/// otherwise commit before the subscription exists.
+async fn started(app: &TestApp, count: usize) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let postgres = app.state.db.get_database_backend() == sea_orm::DbBackend::Postgres;
+    while app.state.events.subscriber_count() < count
+        || (postgres && !app.state.events.is_listening())
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the subscription did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 const PATIENT_EVENTS: &str =
     "subscription { patientEvents { action patientId patient { firstName } } }";
 
@@ -114,6 +131,7 @@ scenario!(patient_events_reach_only_their_owner, |app| async move {
     let owner = app.signed_in_user().await;
     let stranger = app.signed_in_user().await;
     let mut socket = subscribed(app.addr, &owner.access, PATIENT_EVENTS).await;
+    started(&app, 1).await;
 
     // The stranger's change first: had it leaked, it would be the first message.
     app.create_patient(&stranger.access, patient_input("Not", "Yours", 50))
@@ -165,6 +183,7 @@ scenario!(mapping_events_follow_assignments, |app| async move {
         "subscription { mappingEvents { action mappingId patient { firstName } doctor { lastName } } }",
     )
     .await;
+    started(&app, 1).await;
     let patient = app
         .create_patient(&owner.access, patient_input("Pat", "Ient", 30))
         .await;
@@ -207,6 +226,7 @@ scenario!(
             "subscription { mappingEvents { action mappingId } }",
         )
         .await;
+        started(&app, 1).await;
         let doctor = app
             .create_doctor(
                 &owner.access,
@@ -265,6 +285,7 @@ async fn subscriptions_end_when_the_connection_token_expires(db: common::TestDb)
     .await;
     let owner = app.signed_in_user().await;
     let mut socket = subscribed(app.addr, &owner.access, PATIENT_EVENTS).await;
+    started(&app, 1).await;
     // Still signed in: events arrive.
     app.create_patient(&owner.access, patient_input("Before", "Expiry", 30))
         .await;
@@ -353,4 +374,78 @@ async fn create_patient_at(app: &TestApp, addr: std::net::SocketAddr, token: &st
         .as_str()
         .unwrap_or_else(|| panic!("createPatient failed: {body}"))
         .to_owned()
+}
+
+/// LISTEN connections of the test database (each one's backend is woken by every NOTIFY).
+async fn listening_connections(app: &TestApp) -> i64 {
+    use sea_orm::{ConnectionTrait, Statement};
+    let row = app
+        .state
+        .db
+        .query_one_raw(Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT count(*) AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND query LIKE 'LISTEN %'",
+        ))
+        .await
+        .expect("read pg_stat_activity")
+        .expect("a row");
+    row.try_get("", "n").expect("a count")
+}
+
+async fn wait_until(what: &str, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !condition().await {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_listens_only_while_it_has_subscriptions() {
+    if common::postgres_admin_url().is_none() {
+        eprintln!("skipping: TEST_DATABASE_URL not set");
+        return;
+    }
+    let app = TestApp::spawn_with(common::TestDb::Postgres, |c| {
+        c.events_listen_linger = Duration::from_millis(300);
+    })
+    .await;
+    let owner = app.signed_in_user().await;
+    assert!(app.state.events.is_listening(), "listening after the start");
+
+    wait_until("stops listening without subscriptions", async || {
+        !app.state.events.is_listening() && listening_connections(&app).await == 0
+    })
+    .await;
+    // Changes meanwhile still notify (for other instances), and nothing breaks.
+    app.create_patient(&owner.access, patient_input("Quiet", "Time", 30))
+        .await;
+
+    // The next subscription listens again before it starts, so the first change after it arrives.
+    let mut socket = subscribed(app.addr, &owner.access, PATIENT_EVENTS).await;
+    started(&app, 1).await;
+    wait_until("listens again for a subscription", async || {
+        app.state.events.is_listening()
+    })
+    .await;
+    assert_eq!(listening_connections(&app).await, 1);
+    let id = app
+        .create_patient(&owner.access, patient_input("Heard", "Again", 31))
+        .await;
+    let event = next(&mut socket).await.expect("an event");
+    assert_eq!(
+        event["payload"]["data"]["patientEvents"]["patientId"],
+        Value::String(id),
+        "{event}"
+    );
+
+    // Still listening while the subscription lasts (several lingers), then not after it ends.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(app.state.events.is_listening());
+    drop(socket);
+    wait_until("stops listening after the last subscription", async || {
+        !app.state.events.is_listening() && listening_connections(&app).await == 0
+    })
+    .await;
 }

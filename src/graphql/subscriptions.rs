@@ -150,7 +150,7 @@ impl Subscription {
         ctx: &Context<'_>,
     ) -> async_graphql::Result<impl Stream<Item = PatientEvent>> {
         let owner = ctx.actor()?.user_id.0;
-        let events = BroadcastStream::new(ctx.app()?.events.subscribe());
+        let events = BroadcastStream::new(ctx.app()?.events.subscribe().await);
         let events = events.filter_map(move |event| {
             let event = event.ok().filter(|e: &DomainEvent| e.owner_id == owner)?;
             let action = match event.kind {
@@ -174,7 +174,7 @@ impl Subscription {
         ctx: &Context<'_>,
     ) -> async_graphql::Result<impl Stream<Item = MappingEvent>> {
         let owner = ctx.actor()?.user_id.0;
-        let events = BroadcastStream::new(ctx.app()?.events.subscribe());
+        let events = BroadcastStream::new(ctx.app()?.events.subscribe().await);
         let events = events.filter_map(move |event| {
             let event = event.ok().filter(|e: &DomainEvent| e.owner_id == owner)?;
             let action = match event.kind {
