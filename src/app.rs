@@ -378,8 +378,20 @@ async fn metrics(State(http): State<HttpState>) -> impl axum::response::IntoResp
 }
 
 async fn readyz(State(http): State<HttpState>) -> (StatusCode, &'static str) {
-    match tokio::time::timeout(Duration::from_secs(2), http.state.db.ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, "ready"),
+    // After the database dropped its connections the pool may still hold dead idle ones: a failed ping
+    // closes the one it took, so try again (each pooled connection at most once, then a new one)
+    // rather than report a reachable database as down.
+    let attempts = http.state.config.db_max_connections + 1;
+    let ping = async {
+        for _ in 0..attempts {
+            if http.state.db.ping().await.is_ok() {
+                return true;
+            }
+        }
+        false
+    };
+    match tokio::time::timeout(Duration::from_secs(2), ping).await {
+        Ok(true) => (StatusCode::OK, "ready"),
         _ => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
     }
 }
