@@ -54,9 +54,10 @@ impl AppState {
         Migrator::up(&db, None)
             .await
             .context("running migrations")?;
-        // On PostgreSQL the audit writer and the event listener get a connection each of their own.
-        // From the request pool the writer queued behind every request's statements (and readers wait
-        // for it), and the listener's LISTEN held one of the pool's connections for good.
+        // On PostgreSQL the audit writer, the event listener and the event notifier get a connection
+        // each of their own. From the request pool the writers queued behind every request's
+        // statements (and requests waited for them), and the listener's LISTEN held one of the pool's
+        // connections for good.
         let dedicated = || {
             config.database_url.starts_with("postgres").then(|| {
                 let mut options = connect_options(config);
@@ -70,7 +71,8 @@ impl AppState {
         Ok(AppState {
             audit: AuditSink::start(db.clone(), dedicated())
                 .context("starting the audit writer")?,
-            events: EventBus::start(&db, dedicated(), config.events_listen_linger).await,
+            events: EventBus::start(&db, dedicated(), dedicated(), config.events_listen_linger)
+                .await,
             auth: Arc::new(Auth::new(config)),
             auth_limiter: Arc::new(AuthRateLimiter::new(&config.abuse)),
             config: Arc::new(config.clone()),

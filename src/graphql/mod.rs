@@ -38,7 +38,7 @@ use crate::{
     },
     services::{
         audit::{Action, EntityKind, in_transaction, insert_in_one_statement},
-        events::{DomainEvent, EventBus},
+        events::DomainEvent,
     },
 };
 
@@ -154,8 +154,8 @@ pub fn sdl() -> String {
     schema_builder().finish().sdl()
 }
 
-/// A change of the caller's data: in one transaction with its audit row (`audit::in_transaction`) and
-/// with the event subscribers get, which is sent only if the change commits.
+/// A change of the caller's data: in one transaction with its audit row (`audit::in_transaction`); the
+/// event subscribers get is sent once the change has committed.
 pub(crate) async fn audited_change<T>(
     ctx: &async_graphql::Context<'_>,
     action: Action,
@@ -166,28 +166,23 @@ pub(crate) async fn audited_change<T>(
     event_of: impl Fn(&T) -> DomainEvent,
 ) -> async_graphql::Result<T> {
     let app = ctx.app()?;
-    let (value, event) = in_transaction(
+    let value = in_transaction(
         &app.db,
         &ctx.meta(),
         action,
         kind,
         target,
-        async |txn| {
-            let value = change(txn).await?;
-            let event = event_of(&value);
-            app.events.publish_in(txn, &event).await?;
-            Ok((value, event))
-        },
-        |(value, _)| id_of(value),
+        async |txn| change(txn).await,
+        id_of,
     )
     .await?;
-    app.events.committed(event);
+    app.events.committed(event_of(&value));
     Ok(value)
 }
 
-/// A new record (whose id is `id`) with its CREATE audit row and, when given, the event subscribers
-/// get. On PostgreSQL all of it is one statement on the direct pool
-/// (`audit::insert_in_one_statement`); on SQLite it is `in_transaction`'s transaction. Neither runs
+/// A new record (whose id is `id`) with its CREATE audit row, then (when given) the event subscribers
+/// get. On PostgreSQL the record and its row are one statement on the direct pool
+/// (`audit::insert_in_one_statement`); on SQLite they are `in_transaction`'s transaction. Neither runs
 /// `ActiveModelBehavior` hooks beyond the defaults, and no entity defines any. A unique violation is
 /// CONFLICT with `taken` when given.
 pub(crate) async fn audited_create<A>(
@@ -207,31 +202,23 @@ where
         Some(message) => AppError::from_db(error, message),
         None => AppError::from(error),
     };
-    if app.db.get_database_backend() == DbBackend::Postgres {
-        let notify = event.as_ref().map(EventBus::notify_call).transpose()?;
-        return insert_in_one_statement(&app.reads, &ctx.meta(), kind, id, record, notify)
+    let value = if app.db.get_database_backend() == DbBackend::Postgres {
+        insert_in_one_statement(&app.reads, &ctx.meta(), kind, id, record)
             .await
             .map_err(refused)?
-            .ok_or_else(|| {
-                AppError::Internal(anyhow::anyhow!("the insert returned no row")).into()
-            });
-    }
-    let (value, event) = in_transaction(
-        &app.db,
-        &ctx.meta(),
-        Action::Create,
-        kind,
-        None,
-        async |txn| {
-            let value = record.insert(txn).await.map_err(refused)?;
-            if let Some(event) = &event {
-                app.events.publish_in(txn, event).await?;
-            }
-            Ok((value, event))
-        },
-        |_| id,
-    )
-    .await?;
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("the insert returned no row")))?
+    } else {
+        in_transaction(
+            &app.db,
+            &ctx.meta(),
+            Action::Create,
+            kind,
+            None,
+            async |txn| record.insert(txn).await.map_err(refused),
+            |_| id,
+        )
+        .await?
+    };
     if let Some(event) = event {
         app.events.committed(event);
     }

@@ -12,7 +12,7 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
     DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter, QueryTrait, Set, Statement,
     TransactionTrait,
-    sea_query::{Asterisk, CommonTableExpression, Expr, Query, WithClause},
+    sea_query::{Asterisk, CommonTableExpression, Query, WithClause},
 };
 use tokio::sync::{Notify, mpsc, oneshot};
 use uuid::Uuid;
@@ -206,10 +206,10 @@ pub async fn in_transaction<T>(
     }
 }
 
-/// Inserts a record, its CREATE audit row and, when given, its event's NOTIFY as one PostgreSQL
-/// statement (data-modifying CTEs). `in_transaction` takes five round trips for the same (BEGIN, the
-/// insert, the audit row, the NOTIFY, COMMIT) plus the sqlx pool's release ping; this takes one, and is
-/// as atomic: a statement commits whole or not at all. sqlx reads the answer up to ReadyForQuery,
+/// Inserts a record and its CREATE audit row as one PostgreSQL statement (a data-modifying CTE).
+/// `in_transaction` takes four round trips for the same (BEGIN, the insert, the audit row, COMMIT)
+/// plus the sqlx pool's release ping; this takes one, and is as atomic: a statement commits whole or
+/// not at all. sqlx reads the answer up to ReadyForQuery,
 /// which PostgreSQL sends after the commit, so a read that follows sees the record.
 pub async fn insert_in_one_statement<A>(
     db: &impl ConnectionTrait,
@@ -217,7 +217,6 @@ pub async fn insert_in_one_statement<A>(
     kind: EntityKind,
     id: Uuid,
     record: A,
-    notify: Option<Expr>,
 ) -> Result<Option<<A::Entity as EntityTrait>::Model>, DbErr>
 where
     A: ActiveModelTrait,
@@ -243,21 +242,6 @@ where
     );
     let mut answer = Query::select();
     answer.column((CREATED, Asterisk)).from(CREATED);
-    if let Some(notify) = notify {
-        // Selected from, so it runs (and once per inserted row).
-        with.cte(
-            CommonTableExpression::new()
-                .query(
-                    Query::select()
-                        .expr_as(notify, "sent")
-                        .from(CREATED)
-                        .to_owned(),
-                )
-                .table_name("notified")
-                .to_owned(),
-        );
-        answer.from("notified");
-    }
     let statement = db.get_database_backend().build(&answer.with(with));
     A::Entity::find().from_raw_sql(statement).one(db).await
 }

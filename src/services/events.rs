@@ -5,19 +5,21 @@
 use std::{sync::Arc, time::Duration};
 
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
-    DatabaseTransaction, Statement,
-    sea_query::{Expr, Func},
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, Statement,
 };
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Notify, broadcast, watch};
+use tokio::sync::{Notify, broadcast, mpsc, watch};
 use uuid::Uuid;
-
-use crate::error::AppResult;
 
 const CHANNEL: &str = "medgraph_events";
 /// Events buffered per subscriber; a subscriber that falls further behind skips the oldest.
 const BUFFER: usize = 1024;
+/// Events waiting for the notifier; beyond, new ones are dropped (with a warning) rather than hold up
+/// the changes that made them.
+const NOTIFY_QUEUE: usize = 4096;
+/// Events per NOTIFY statement: about 200 bytes each, so a statement stays within one TLS record (see
+/// the audit writer's `MAX_STATEMENT_BYTES`).
+const NOTIFY_BATCH: usize = 48;
 /// How long the start waits for the first LISTEN (the connect timeout is 10 s; a start should not hang).
 const LISTEN_READY_WAIT: Duration = Duration::from_secs(5);
 
@@ -48,6 +50,8 @@ pub struct EventBus {
     db: DatabaseConnection,
     /// PostgreSQL only: the LISTEN, held while this instance has subscriptions.
     listener: Option<Arc<Listener>>,
+    /// PostgreSQL only: committed changes' events, for the task that NOTIFYs them.
+    notifier: Option<mpsc::Sender<DomainEvent>>,
 }
 
 /// Every NOTIFY wakes each listening connection's PostgreSQL backend, which reads it from the queue
@@ -73,9 +77,16 @@ impl EventBus {
     pub async fn start(
         db: &DatabaseConnection,
         listener: Option<ConnectOptions>,
+        notifier: Option<ConnectOptions>,
         linger: Duration,
     ) -> EventBus {
         let (local, _) = broadcast::channel(BUFFER);
+        let postgres = db.get_database_backend() == DatabaseBackend::Postgres;
+        let notifier = notifier.filter(|_| postgres).map(|options| {
+            let (queue, pending) = mpsc::channel(NOTIFY_QUEUE);
+            tokio::spawn(notify(options, pending));
+            queue
+        });
         let listener = listener
             .filter(|_| db.get_database_backend() == DatabaseBackend::Postgres)
             .map(|options| {
@@ -91,6 +102,7 @@ impl EventBus {
             local,
             db: db.clone(),
             listener,
+            notifier,
         };
         if let Some(listener) = &bus.listener {
             tokio::spawn(supervise(listener.clone(), bus.local.clone()));
@@ -126,37 +138,72 @@ impl EventBus {
             .is_some_and(|listener| *listener.listening.borrow())
     }
 
-    /// Sends `event` as part of the change's transaction: on PostgreSQL NOTIFY is delivered when, and only
-    /// if, the transaction commits (and costs no connection checkout of its own). On SQLite nothing is
-    /// sent until `committed`.
-    pub async fn publish_in(
-        &self,
-        txn: &DatabaseTransaction,
-        event: &DomainEvent,
-    ) -> AppResult<()> {
-        if txn.get_database_backend() == DatabaseBackend::Postgres {
-            let payload = serde_json::to_string(event).map_err(anyhow::Error::from)?;
-            txn.execute_raw(Statement::from_sql_and_values(
-                DatabaseBackend::Postgres,
-                "SELECT pg_notify($1, $2)",
-                [CHANNEL.into(), payload.into()],
-            ))
-            .await?;
-        }
-        Ok(())
-    }
-
-    /// The `pg_notify` call that sends `event`, for a statement that makes the change itself.
-    pub fn notify_call(event: &DomainEvent) -> AppResult<Expr> {
-        let payload = serde_json::to_string(event).map_err(anyhow::Error::from)?;
-        Ok(Func::cust("pg_notify").arg(CHANNEL).arg(payload).into())
-    }
-
-    /// After the commit of a change `publish_in` was given: SQLite's in-process broadcast (on PostgreSQL
-    /// the commit has notified every instance already).
+    /// After the commit of a change: on PostgreSQL the event goes to the notifier, which NOTIFYs every
+    /// instance (this one included) from a transaction of its own; on SQLite to the in-process
+    /// broadcast. Not NOTIFYed inside the change's transaction: PostgreSQL serializes the commits of
+    /// transactions that NOTIFY, WAL flush included (to keep the queue in commit order), which capped
+    /// audited creates at ~3,700/s on the development machine against ~6,500/s with the NOTIFY
+    /// after. The price: an event is lost if the process dies between a commit and its NOTIFY.
     pub fn committed(&self, event: DomainEvent) {
-        if self.db.get_database_backend() != DatabaseBackend::Postgres {
-            let _ = self.local.send(event);
+        match &self.notifier {
+            Some(queue) => {
+                if let Err(error) = queue.try_send(event) {
+                    tracing::warn!(error = %error, "the event notifier is behind; an event was dropped");
+                }
+            }
+            None if self.db.get_database_backend() == DatabaseBackend::Postgres => {}
+            None => {
+                let _ = self.local.send(event);
+            }
+        }
+    }
+}
+
+/// One NOTIFY's payload: the event, and a number that keeps two identical events of one batch apart
+/// (PostgreSQL delivers identical notifications of one transaction once).
+#[derive(Serialize, Deserialize)]
+struct Notice {
+    #[serde(flatten)]
+    event: DomainEvent,
+    #[serde(default)]
+    seq: u64,
+}
+
+/// The NOTIFY payloads of a batch, numbered on from `seq`.
+fn notices(events: impl Iterator<Item = DomainEvent>, seq: &mut u64) -> Vec<String> {
+    events
+        .filter_map(|event| {
+            *seq += 1;
+            serde_json::to_string(&Notice { event, seq: *seq }).ok()
+        })
+        .collect()
+}
+
+/// Sends queued events with one statement per batch, in order, on a connection of its own.
+async fn notify(options: ConnectOptions, mut pending: mpsc::Receiver<DomainEvent>) {
+    let db = match Database::connect(options).await {
+        Ok(db) => db,
+        Err(e) => {
+            tracing::error!(error = %e, "event notifier: bad connection settings; no events");
+            return;
+        }
+    };
+    let mut seq = 0_u64;
+    let mut batch = Vec::with_capacity(NOTIFY_BATCH);
+    while pending.recv_many(&mut batch, NOTIFY_BATCH).await > 0 {
+        let Ok(payloads) = serde_json::to_string(&notices(batch.drain(..), &mut seq)) else {
+            continue;
+        };
+        let sent = db
+            .execute_raw(Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                "SELECT pg_notify($1, value) FROM json_array_elements_text($2::json)",
+                [CHANNEL.into(), payloads.into()],
+            ))
+            .await;
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "event notifier: events not sent");
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 }
@@ -237,9 +284,9 @@ async fn listen(
                     loop {
                         match listener.recv().await {
                             Ok(notification) => {
-                                match serde_json::from_str::<DomainEvent>(notification.payload()) {
-                                    Ok(event) => {
-                                        let _ = forward.send(event);
+                                match serde_json::from_str::<Notice>(notification.payload()) {
+                                    Ok(notice) => {
+                                        let _ = forward.send(notice.event);
                                     }
                                     Err(e) => {
                                         tracing::warn!(error = %e, "ignoring a malformed event")
@@ -259,5 +306,33 @@ async fn listen(
             Err(e) => tracing::warn!(error = %e, "event listener cannot connect; retrying"),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identical_events_of_one_batch_get_distinct_payloads_that_read_back() {
+        let event = DomainEvent {
+            kind: EventKind::PatientUpdated,
+            owner_id: Uuid::now_v7(),
+            patient_id: Uuid::now_v7(),
+            doctor_id: None,
+            mapping_id: None,
+        };
+        let mut seq = 0;
+        let payloads = notices(std::iter::repeat_n(event.clone(), 3), &mut seq);
+        assert_eq!(payloads.len(), 3);
+        assert!(payloads[0] != payloads[1] && payloads[1] != payloads[2]);
+        for payload in &payloads {
+            let notice: Notice = serde_json::from_str(payload).expect("a notice");
+            assert_eq!(notice.event, event);
+        }
+        // A payload without the number (an older instance's) still reads.
+        let plain = serde_json::to_string(&event).expect("json");
+        let notice: Notice = serde_json::from_str(&plain).expect("a plain event");
+        assert_eq!(notice.event, event);
     }
 }
