@@ -355,6 +355,31 @@ impl Servers {
         }
     }
 
+    /// Waits (at most `SETTLE_MAX`) until the servers and PostgreSQL are idle, so the next measurement
+    /// does not pay for the last one's leftovers: a login storm's last hashes, the checkpoint and
+    /// autovacuum after a write scenario. Without it pgbench -S, which always followed (g) and (h),
+    /// ranged from 33k to 47k TPS between runs.
+    async fn settle(&self) {
+        let busy = || {
+            procfs::postgres_cpu_seconds()
+                + [self.main.pid, self.logins.pid]
+                    .into_iter()
+                    .filter_map(procfs::cpu_seconds)
+                    .sum::<f64>()
+        };
+        let started = std::time::Instant::now();
+        let mut before = busy();
+        while started.elapsed() < SETTLE_MAX {
+            tokio::time::sleep(SETTLE_SAMPLE).await;
+            let now = busy();
+            if now - before < SETTLE_SAMPLE.as_secs_f64() * SETTLE_IDLE_SHARE {
+                return;
+            }
+            before = now;
+        }
+        eprintln!("   (the machine did not settle within {SETTLE_MAX:?}; measuring anyway)");
+    }
+
     fn peak_rss_mib(&self) -> f64 {
         [self.main.pid, self.logins.pid]
             .into_iter()
@@ -464,6 +489,7 @@ async fn run_database(
         let shift = round % order.len().max(1);
         order.rotate_left(shift);
         for entry in order {
+            servers.settle().await;
             match entry {
                 Entry::Pgbench => {
                     let url = pgbench_url.unwrap_or_default().to_owned();
@@ -522,6 +548,11 @@ async fn run_database(
         rounds: rows,
     })
 }
+
+/// How long `settle` waits at most, how often it samples, and what share of one core counts as idle.
+const SETTLE_MAX: Duration = Duration::from_secs(20);
+const SETTLE_SAMPLE: Duration = Duration::from_millis(250);
+const SETTLE_IDLE_SHARE: f64 = 0.05;
 
 fn report_median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
