@@ -1,6 +1,7 @@
 //! Assignments of doctors to the caller's patients.
 
 use async_graphql::{ComplexObject, Context, ID, Object, SimpleObject};
+use sea_orm::DbBackend;
 
 use crate::{
     auth::Actor,
@@ -8,7 +9,7 @@ use crate::{
     entities::patient_doctor,
     error::AppError,
     graphql::{
-        audited_change,
+        audited_change, audited_statement_change,
         context::ContextExt,
         doctors::Doctor,
         loaders::{self, load_error},
@@ -148,16 +149,30 @@ impl MappingMutation {
         let actor = ctx.actor()?;
         let patient_id = parse_id("patientId", &patient_id, PatientId::parse)?;
         let doctor_id = parse_id("doctorId", &doctor_id, DoctorId::parse)?;
-        let mapping = audited_change(
-            ctx,
-            Action::Create,
-            AuditKind::Mapping,
-            None,
-            async |txn| assignments::assign(txn, &actor, patient_id, doctor_id).await,
-            |m| m.id,
-            |m| mapping_event(&actor, EventKind::MappingAssigned, m),
-        )
-        .await?;
+        let event_of =
+            |m: &patient_doctor::Model| mapping_event(&actor, EventKind::MappingAssigned, m);
+        let mapping = if ctx.app()?.db.get_database_backend() == DbBackend::Postgres {
+            audited_statement_change::<patient_doctor::Entity>(
+                ctx,
+                (Action::Create, AuditKind::Mapping, None),
+                assignments::assign_statement(&actor, patient_id, doctor_id)?,
+                assignments::assign_error,
+                async |db| assignments::why_not_assigned(db, &actor, patient_id).await,
+                event_of,
+            )
+            .await?
+        } else {
+            audited_change(
+                ctx,
+                Action::Create,
+                AuditKind::Mapping,
+                None,
+                async |txn| assignments::assign(txn, &actor, patient_id, doctor_id).await,
+                |m| m.id,
+                event_of,
+            )
+            .await?
+        };
         Ok(mapping.into())
     }
 
@@ -169,16 +184,30 @@ impl MappingMutation {
     ) -> async_graphql::Result<ID> {
         let actor = ctx.actor()?;
         let id = parse_id("mappingId", &mapping_id, MappingId::parse)?;
-        let removed = audited_change(
-            ctx,
-            Action::Delete,
-            AuditKind::Mapping,
-            Some(id.0),
-            async |txn| assignments::unassign(txn, &actor, id).await,
-            |m| m.id,
-            |m| mapping_event(&actor, EventKind::MappingUnassigned, m),
-        )
-        .await?;
+        let event_of =
+            |m: &patient_doctor::Model| mapping_event(&actor, EventKind::MappingUnassigned, m);
+        let removed = if ctx.app()?.db.get_database_backend() == DbBackend::Postgres {
+            audited_statement_change::<patient_doctor::Entity>(
+                ctx,
+                (Action::Delete, AuditKind::Mapping, Some(id.0)),
+                assignments::unassign_statement(&actor, id),
+                AppError::from,
+                async |_| AppError::NotFound("Mapping"),
+                event_of,
+            )
+            .await?
+        } else {
+            audited_change(
+                ctx,
+                Action::Delete,
+                AuditKind::Mapping,
+                Some(id.0),
+                async |txn| assignments::unassign(txn, &actor, id).await,
+                |m| m.id,
+                event_of,
+            )
+            .await?
+        };
         Ok(ID(removed.id.to_string()))
     }
 }

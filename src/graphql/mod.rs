@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait,
-    IntoActiveModel,
+    IntoActiveModel, sea_query::SubQueryStatement,
 };
 
 use crate::{
@@ -36,8 +36,12 @@ use crate::{
         context::ContextExt,
         documents::{DocumentCache, ShapeLimits},
     },
+    reads::ReadConnection,
     services::{
-        audit::{Action, EntityKind, in_transaction, insert_in_one_statement},
+        audit::{
+            Action, EntityKind, audited_statement, in_transaction, insert_in_one_statement,
+            record_refusal,
+        },
         events::DomainEvent,
     },
 };
@@ -180,6 +184,36 @@ pub(crate) async fn audited_change<T>(
     Ok(value)
 }
 
+/// On PostgreSQL: a change of the caller's data that is one statement (`change`, returning the changed
+/// row) with its audit row (`audit::audited_statement`), then its event. A database error goes through
+/// `failed`; when the statement changed nothing, `refused` says why, and a refusal of a known `target`
+/// is recorded as a FAILURE, as `audited_change` does.
+pub(crate) async fn audited_statement_change<E: EntityTrait>(
+    ctx: &async_graphql::Context<'_>,
+    (action, kind, target): (Action, EntityKind, Option<uuid::Uuid>),
+    change: impl Into<SubQueryStatement>,
+    failed: impl Fn(DbErr) -> AppError,
+    refused: impl AsyncFnOnce(&ReadConnection) -> AppError,
+    event_of: impl Fn(&E::Model) -> DomainEvent,
+) -> async_graphql::Result<E::Model> {
+    let app = ctx.app()?;
+    let meta = ctx.meta();
+    match audited_statement::<E>(&app.reads, &meta, action, kind, change)
+        .await
+        .map_err(failed)?
+    {
+        Some(changed) => {
+            app.events.committed(event_of(&changed));
+            Ok(changed)
+        }
+        None => {
+            let error = refused(&app.reads).await;
+            record_refusal(&app.db, &meta, action, kind, target, &error).await?;
+            Err(error.into())
+        }
+    }
+}
+
 /// A new record (whose id is `id`) with its CREATE audit row, then (when given) the event subscribers
 /// get. On PostgreSQL the record and its row are one statement on the direct pool
 /// (`audit::insert_in_one_statement`); on SQLite they are `in_transaction`'s transaction. Neither runs
@@ -203,7 +237,7 @@ where
         None => AppError::from(error),
     };
     let value = if app.db.get_database_backend() == DbBackend::Postgres {
-        insert_in_one_statement(&app.reads, &ctx.meta(), kind, id, record)
+        insert_in_one_statement(&app.reads, &ctx.meta(), kind, record)
             .await
             .map_err(refused)?
             .ok_or_else(|| AppError::Internal(anyhow::anyhow!("the insert returned no row")))?

@@ -3,8 +3,9 @@
 use std::collections::HashMap;
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QueryOrder,
-    QuerySelect, RelationTrait, Set, SqlErr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, JoinType, QueryFilter,
+    QueryOrder, QuerySelect, RelationTrait, Set, SqlErr,
+    sea_query::{DeleteStatement, Expr, ExprTrait, InsertStatement, Query},
 };
 use uuid::Uuid;
 
@@ -42,12 +43,7 @@ pub async fn assign(
     }
     .insert(db)
     .await
-    .map_err(|e| match e.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_)) => AppError::Conflict(ALREADY_ASSIGNED),
-        // The doctor or patient was deleted between the check and the insert.
-        Some(SqlErr::ForeignKeyConstraintViolation(_)) => AppError::NotFound("Doctor"),
-        _ => e.into(),
-    })
+    .map_err(assign_error)
 }
 
 pub async fn unassign(
@@ -69,6 +65,81 @@ pub async fn unassign(
         return Err(AppError::NotFound("Mapping"));
     }
     Ok(mapping)
+}
+
+/// `assign` as one PostgreSQL statement (for `audit::audited_statement`): the insert selects the
+/// caller's patient and the doctor, so it inserts nothing when either is missing (`why_not_assigned`
+/// then says which). The unique (patient_id, doctor_id) index still decides between duplicates.
+pub fn assign_statement(
+    actor: &Actor,
+    patient_id: PatientId,
+    doctor_id: DoctorId,
+) -> AppResult<InsertStatement> {
+    let pairs = Query::select()
+        .expr(Expr::val(Uuid::now_v7()))
+        .column((patient::Entity, patient::Column::Id))
+        .column((doctor::Entity, doctor::Column::Id))
+        .expr(Expr::val(now()))
+        .expr(Expr::val(Some(actor.user_id.0)))
+        .from(patient::Entity)
+        .from(doctor::Entity)
+        .and_where(Expr::col((patient::Entity, patient::Column::Id)).eq(patient_id.0))
+        .and_where(Expr::col((patient::Entity, patient::Column::OwnerId)).eq(actor.user_id.0))
+        .and_where(Expr::col((doctor::Entity, doctor::Column::Id)).eq(doctor_id.0))
+        .to_owned();
+    Ok(Query::insert()
+        .into_table(patient_doctor::Entity)
+        .columns([
+            patient_doctor::Column::Id,
+            patient_doctor::Column::PatientId,
+            patient_doctor::Column::DoctorId,
+            patient_doctor::Column::AssignedAt,
+            patient_doctor::Column::AssignedBy,
+        ])
+        .select_from(pairs)
+        .map_err(anyhow::Error::from)?
+        .returning_all()
+        .to_owned())
+}
+
+/// Why `assign_statement` inserted nothing: the patient (missing or someone else's) or the doctor.
+pub async fn why_not_assigned(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    patient_id: PatientId,
+) -> AppError {
+    match patients::require(db, actor, patient_id).await {
+        Ok(_) => AppError::NotFound("Doctor"),
+        Err(error) => error,
+    }
+}
+
+/// How an assignment's insert can fail: a duplicate pair, or a doctor deleted meanwhile.
+pub fn assign_error(error: DbErr) -> AppError {
+    match error.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => AppError::Conflict(ALREADY_ASSIGNED),
+        // The doctor or patient was deleted between the check and the insert.
+        Some(SqlErr::ForeignKeyConstraintViolation(_)) => AppError::NotFound("Doctor"),
+        _ => error.into(),
+    }
+}
+
+/// `unassign` as one PostgreSQL statement: deletes the mapping only if its patient is the caller's.
+pub fn unassign_statement(actor: &Actor, id: MappingId) -> DeleteStatement {
+    Query::delete()
+        .from_table(patient_doctor::Entity)
+        .and_where(patient_doctor::Column::Id.eq(id.0))
+        .and_where(
+            patient_doctor::Column::PatientId.in_subquery(
+                Query::select()
+                    .column(patient::Column::Id)
+                    .from(patient::Entity)
+                    .and_where(patient::Column::OwnerId.eq(actor.user_id.0))
+                    .to_owned(),
+            ),
+        )
+        .returning_all()
+        .to_owned()
 }
 
 /// The caller's mappings, optionally for one patient and/or one doctor, oldest first.

@@ -12,7 +12,7 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
     DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter, QueryTrait, Set, Statement,
     TransactionTrait,
-    sea_query::{Asterisk, CommonTableExpression, Query, WithClause},
+    sea_query::{Asterisk, CommonTableExpression, Expr, Query, SubQueryStatement, WithClause},
 };
 use tokio::sync::{Notify, mpsc, oneshot};
 use uuid::Uuid;
@@ -194,44 +194,60 @@ pub async fn in_transaction<T>(
         }
         Err(err) => {
             txn.rollback().await?;
-            if matches!(
-                err,
-                AppError::NotFound(_) | AppError::Forbidden(_) | AppError::Conflict(_)
-            ) && let Some(id) = target
-            {
-                record(db, meta, action, Some((kind, id)), Outcome::Failure).await?;
-            }
+            record_refusal(db, meta, action, kind, target, &err).await?;
             Err(err)
         }
     }
 }
 
-/// Inserts a record and its CREATE audit row as one PostgreSQL statement (a data-modifying CTE).
-/// `in_transaction` takes four round trips for the same (BEGIN, the insert, the audit row, COMMIT)
-/// plus the sqlx pool's release ping; this takes one, and is as atomic: a statement commits whole or
-/// not at all. sqlx reads the answer up to ReadyForQuery,
-/// which PostgreSQL sends after the commit, so a read that follows sees the record.
-pub async fn insert_in_one_statement<A>(
+/// A PostgreSQL statement that changes at most one row and returns it (`RETURNING *`), run together
+/// with the audit row of that change as one statement (a data-modifying CTE). `in_transaction` takes
+/// four or more round trips for the same (BEGIN, the checks, the change, the audit row, COMMIT) plus the
+/// sqlx pool's release ping; this takes one, and is as atomic: a statement commits whole or not at
+/// all. sqlx reads the answer up to ReadyForQuery, which PostgreSQL sends after the commit, so a read
+/// that follows sees the change. `None` when the statement changed nothing (and so wrote no row).
+pub async fn audited_statement<E: EntityTrait>(
     db: &impl ConnectionTrait,
     meta: &AuditMeta,
+    action: Action,
     kind: EntityKind,
-    id: Uuid,
-    record: A,
-) -> Result<Option<<A::Entity as EntityTrait>::Model>, DbErr>
-where
-    A: ActiveModelTrait,
-{
-    const CREATED: &str = "created";
-    let mut insert = A::Entity::insert(record).into_query();
-    insert.returning_all();
-    let audit_row =
-        audit_event::Entity::insert(meta.row(Action::Create, Some((kind, id)), Outcome::Success))
-            .into_query();
+    change: impl Into<SubQueryStatement>,
+) -> Result<Option<E::Model>, DbErr> {
+    const CHANGED: &str = "changed";
+    use audit_event::Column as C;
+    let stamped = Query::select()
+        .expr(Expr::val(Uuid::now_v7()))
+        .expr(Expr::val(now()))
+        .expr(Expr::val(meta.user_id))
+        .expr(Expr::val(action.as_str()))
+        .expr(Expr::val(kind.as_str()))
+        .column((CHANGED, "id"))
+        .expr(Expr::val(Outcome::Success.as_str()))
+        .expr(Expr::val(meta.client_ip.map(|ip| ip.to_string())))
+        .expr(Expr::val(meta.request_id.clone()))
+        .from(CHANGED)
+        .to_owned();
+    let audit_row = Query::insert()
+        .into_table(audit_event::Entity)
+        .columns([
+            C::Id,
+            C::OccurredAt,
+            C::UserId,
+            C::Action,
+            C::EntityType,
+            C::EntityId,
+            C::Outcome,
+            C::ClientIp,
+            C::RequestId,
+        ])
+        .select_from(stamped)
+        .map_err(|e| DbErr::Custom(e.to_string()))?
+        .to_owned();
     let mut with = WithClause::new();
     with.cte(
         CommonTableExpression::new()
-            .query(insert)
-            .table_name(CREATED)
+            .query(change)
+            .table_name(CHANGED)
             .to_owned(),
     )
     .cte(
@@ -241,9 +257,40 @@ where
             .to_owned(),
     );
     let mut answer = Query::select();
-    answer.column((CREATED, Asterisk)).from(CREATED);
+    answer.column((CHANGED, Asterisk)).from(CHANGED);
     let statement = db.get_database_backend().build(&answer.with(with));
-    A::Entity::find().from_raw_sql(statement).one(db).await
+    E::find().from_raw_sql(statement).one(db).await
+}
+
+/// Inserts a record and its CREATE audit row as one PostgreSQL statement (`audited_statement`).
+pub async fn insert_in_one_statement<A: ActiveModelTrait>(
+    db: &impl ConnectionTrait,
+    meta: &AuditMeta,
+    kind: EntityKind,
+    record: A,
+) -> Result<Option<<A::Entity as EntityTrait>::Model>, DbErr> {
+    let mut insert = A::Entity::insert(record).into_query();
+    insert.returning_all();
+    audited_statement::<A::Entity>(db, meta, Action::Create, kind, insert).await
+}
+
+/// A refused change (not found, forbidden, conflicting) of a known record leaves a FAILURE row.
+pub async fn record_refusal(
+    db: &impl ConnectionTrait,
+    meta: &AuditMeta,
+    action: Action,
+    kind: EntityKind,
+    target: Option<Uuid>,
+    error: &AppError,
+) -> AppResult<()> {
+    if matches!(
+        error,
+        AppError::NotFound(_) | AppError::Forbidden(_) | AppError::Conflict(_)
+    ) && let Some(id) = target
+    {
+        record(db, meta, action, Some((kind, id)), Outcome::Failure).await?;
+    }
+    Ok(())
 }
 
 /// The READ events of one response: every record returned gets its own row, stamped alike.
