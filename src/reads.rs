@@ -1,5 +1,6 @@
-//! Where statements outside a transaction run. On PostgreSQL they take connections from a pool of
-//! our own; writes, transactions and everything on SQLite stay on SeaORM's sqlx pool.
+//! Where statements outside a transaction run: the services' reads, and the changes that are one
+//! statement with their audit row (`audit::audited_statement`). On PostgreSQL they take connections
+//! from a pool of our own; transactions and everything on SQLite stay on SeaORM's sqlx pool.
 //!
 //! Why: sqlx 0.9's pool pings every connection it takes back (a Sync and a wait for PostgreSQL's
 //! answer, unconditionally). For a point read that is one round trip in two, ~14 % of the server's
