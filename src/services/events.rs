@@ -69,8 +69,8 @@ struct Listener {
 }
 
 impl EventBus {
-    /// Starts the bus; on PostgreSQL also the task that LISTENs and forwards to local subscribers, on a
-    /// connection of its own (`listener`): a LISTEN holds its connection, and taken from the request
+    /// Starts the bus; on PostgreSQL also the notifier (`committed`, on a connection of its own) and the
+    /// task that LISTENs and forwards to local subscribers, on a connection of its own (`listener`): a LISTEN holds its connection, and taken from the request
     /// pool it left one connection fewer for requests, none with `DATABASE_MAX_CONNECTIONS=1`. Returns
     /// once the LISTEN is in place (or after `LISTEN_READY_WAIT`), so clients that subscribe right
     /// after the start miss nothing; with no subscription it ends after `linger`.
@@ -87,17 +87,15 @@ impl EventBus {
             tokio::spawn(notify(options, pending));
             queue
         });
-        let listener = listener
-            .filter(|_| db.get_database_backend() == DatabaseBackend::Postgres)
-            .map(|options| {
-                Arc::new(Listener {
-                    options,
-                    linger,
-                    decision: std::sync::Mutex::new(()),
-                    listening: watch::channel(false).0,
-                    wanted: Notify::new(),
-                })
-            });
+        let listener = listener.filter(|_| postgres).map(|options| {
+            Arc::new(Listener {
+                options,
+                linger,
+                decision: std::sync::Mutex::new(()),
+                listening: watch::channel(false).0,
+                wanted: Notify::new(),
+            })
+        });
         let bus = EventBus {
             local,
             db: db.clone(),
