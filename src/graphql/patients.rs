@@ -3,13 +3,15 @@
 use async_graphql::{
     ComplexObject, Context, Enum, ID, InputObject, MaybeUndefined, Object, SimpleObject,
 };
+use sea_orm::DbBackend;
 
 use crate::{
     auth::Actor,
     domain::{self, PatientId, age_on},
     entities::patient,
+    error::AppError,
     graphql::{
-        audited_change, audited_create,
+        audited_change, audited_create, audited_statement_change,
         context::ContextExt,
         doctors::Doctor,
         loaders::{self, load_error},
@@ -389,16 +391,30 @@ impl PatientMutation {
     ) -> async_graphql::Result<ID> {
         let actor = ctx.actor()?;
         let id: PatientId = parse_id("id", &id, PatientId::parse)?;
-        let deleted = audited_change(
-            ctx,
-            Action::Delete,
-            EntityKind::Patient,
-            Some(id.0),
-            async |txn| patients::delete(txn, &actor, id).await,
-            |id| id.0,
-            |id| patient_event(&actor, EventKind::PatientDeleted, id.0),
-        )
-        .await?;
+        let deleted = if ctx.app()?.db.get_database_backend() == DbBackend::Postgres {
+            audited_statement_change::<patient::Entity>(
+                ctx,
+                (Action::Delete, EntityKind::Patient, Some(id.0)),
+                patients::delete_statement(&actor, id),
+                AppError::from,
+                async |_| AppError::NotFound("Patient"),
+                |p| patient_event(&actor, EventKind::PatientDeleted, p.id),
+            )
+            .await?
+            .id
+        } else {
+            audited_change(
+                ctx,
+                Action::Delete,
+                EntityKind::Patient,
+                Some(id.0),
+                async |txn| patients::delete(txn, &actor, id).await,
+                |id| id.0,
+                |id| patient_event(&actor, EventKind::PatientDeleted, id.0),
+            )
+            .await?
+            .0
+        };
         Ok(ID(deleted.to_string()))
     }
 }

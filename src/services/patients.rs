@@ -4,7 +4,7 @@
 use chrono::NaiveDate;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Select, Set,
-    sea_query::{Expr, ExprTrait, LikeExpr},
+    sea_query::{DeleteStatement, Expr, ExprTrait, LikeExpr, Query},
 };
 use uuid::Uuid;
 
@@ -308,6 +308,16 @@ pub async fn delete(
         return Err(AppError::NotFound("Patient"));
     }
     Ok(id)
+}
+
+/// `delete` as one PostgreSQL statement (for `audit::audited_statement`): the caller's patient only.
+pub fn delete_statement(actor: &Actor, id: PatientId) -> DeleteStatement {
+    Query::delete()
+        .from_table(patient::Entity)
+        .and_where(patient::Column::Id.eq(id.0))
+        .and_where(patient::Column::OwnerId.eq(actor.user_id.0))
+        .returning_all()
+        .to_owned()
 }
 
 pub async fn list(
