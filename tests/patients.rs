@@ -550,5 +550,27 @@ scenario!(
             (2..18).collect::<Vec<i64>>(),
             "each update saw the one before"
         );
+        // Whichever way each update went (on PostgreSQL an unlocked try, read again when overtaken,
+        // then the row lock), each left exactly one audit row, and an overtaken try none.
+        let trail = app
+            .gql(
+                Some(&user.access),
+                "query($id: ID!) { patient(id: $id) { auditTrail(first: 100) { nodes { action outcome } } } }",
+                json!({ "id": id }),
+            )
+            .await;
+        let nodes = trail.data()["patient"]["auditTrail"]["nodes"]
+            .as_array()
+            .expect("audit rows")
+            .clone();
+        let count = |action: &str, outcome: &str| {
+            nodes
+                .iter()
+                .filter(|n| n["action"] == action && n["outcome"] == outcome)
+                .count()
+        };
+        assert_eq!(count("UPDATE", "SUCCESS"), 16, "{nodes:?}");
+        assert_eq!(count("UPDATE", "FAILURE"), 0, "{nodes:?}");
+        assert_eq!(count("CREATE", "SUCCESS"), 1, "{nodes:?}");
     }
 );

@@ -214,6 +214,46 @@ pub(crate) async fn audited_statement_change<E: EntityTrait>(
     }
 }
 
+/// On PostgreSQL: a change worked out from the record as it is stored (`prepare` reads it, without a
+/// lock, and returns the statement), applied with its audit row by one statement
+/// (`audit::audited_statement`) that changes the record only while it is still as read, then its event.
+/// Two round trips instead of a locking transaction's five. When someone else changed the record in
+/// between, it is read again, up to `attempts` times; `None` then, and the caller takes the locking way.
+/// A refusal by `prepare` (not found, a conflict) of a known `target` is recorded as a FAILURE, as
+/// `audited_change` does.
+pub(crate) async fn audited_read_then_change<E, S, F>(
+    ctx: &async_graphql::Context<'_>,
+    (action, kind, target): (Action, EntityKind, Option<uuid::Uuid>),
+    attempts: usize,
+    prepare: impl Fn() -> F,
+    event_of: impl Fn(&E::Model) -> DomainEvent,
+) -> async_graphql::Result<Option<E::Model>>
+where
+    E: EntityTrait,
+    S: Into<SubQueryStatement>,
+    F: Future<Output = AppResult<S>>,
+{
+    let app = ctx.app()?;
+    let meta = ctx.meta();
+    for _ in 0..attempts {
+        let statement = match prepare().await {
+            Ok(statement) => statement,
+            Err(error) => {
+                record_refusal(&app.db, &meta, action, kind, target, &error).await?;
+                return Err(error.into());
+            }
+        };
+        if let Some(changed) = audited_statement::<E>(&app.reads, &meta, action, kind, statement)
+            .await
+            .map_err(AppError::from)?
+        {
+            app.events.committed(event_of(&changed));
+            return Ok(Some(changed));
+        }
+    }
+    Ok(None)
+}
+
 /// A new record (whose id is `id`) with its CREATE audit row, then (when given) the event subscribers
 /// get. On PostgreSQL the record and its row are one statement on the direct pool
 /// (`audit::insert_in_one_statement`); on SQLite they are `in_transaction`'s transaction. Neither runs

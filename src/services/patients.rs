@@ -3,8 +3,8 @@
 
 use chrono::NaiveDate;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Select, Set,
-    sea_query::{DeleteStatement, Expr, ExprTrait, LikeExpr, Query},
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, QueryTrait, Select, Set,
+    sea_query::{DeleteStatement, Expr, ExprTrait, LikeExpr, Query, UpdateStatement},
 };
 use uuid::Uuid;
 
@@ -44,7 +44,7 @@ pub struct NewPatient {
     pub notes: Option<String>,
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct PatientChanges {
     pub first_name: Patch<String>,
     pub last_name: Patch<String>,
@@ -178,6 +178,47 @@ pub async fn update(
         .one(db)
         .await?
         .ok_or(AppError::NotFound("Patient"))?;
+    let version = current.version;
+    // Conditional on the version read above, so a concurrent update is never silently overwritten.
+    patient::Entity::update(changed(current, changes)?)
+        .validate()?
+        .filter(patient::Column::Version.eq(version))
+        .exec(db)
+        .await
+        .map_err(|e| match e {
+            sea_orm::DbErr::RecordNotUpdated => AppError::Conflict(STALE),
+            other => other.into(),
+        })
+}
+
+/// `update` as one PostgreSQL statement (for `audit::audited_statement`), without a lock: reads the
+/// caller's patient and returns the statement that applies `changes` to it only while it is still at
+/// the version read. The statement changes nothing when someone else changed or deleted the patient in
+/// between; the caller then reads it again.
+pub async fn update_statement(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    id: PatientId,
+    changes: PatientChanges,
+) -> AppResult<UpdateStatement> {
+    let current = owned(actor)
+        .filter(patient::Column::Id.eq(id.0))
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("Patient"))?;
+    let version = current.version;
+    let mut statement = patient::Entity::update(changed(current, changes)?)
+        .validate()?
+        .filter(patient::Column::Version.eq(version))
+        .filter(patient::Column::OwnerId.eq(actor.user_id.0))
+        .into_query();
+    statement.returning_all();
+    Ok(statement)
+}
+
+/// The stored patient with `changes` applied and checked (field errors; CONFLICT when
+/// `expected_version` is not the stored one), its version and `updated_at` advanced.
+fn changed(current: patient::Model, changes: PatientChanges) -> AppResult<patient::ActiveModel> {
     let mut v = Validator::new();
     let mut model: patient::ActiveModel = current.clone().into();
 
@@ -248,16 +289,7 @@ pub async fn update(
     ]));
     model.updated_at = Set(now());
     model.version = Set(current.version + 1);
-    // Conditional on the version read above, so a concurrent update is never silently overwritten.
-    patient::Entity::update(model)
-        .validate()?
-        .filter(patient::Column::Version.eq(current.version))
-        .exec(db)
-        .await
-        .map_err(|e| match e {
-            sea_orm::DbErr::RecordNotUpdated => AppError::Conflict(STALE),
-            other => other.into(),
-        })
+    Ok(model)
 }
 
 const STALE: &str = "The patient was changed by someone else; reload it and try again";
