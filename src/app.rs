@@ -27,7 +27,9 @@ use tower_http::{
 use crate::{
     auth::{Auth, limiter::AuthRateLimiter},
     config::Config,
+    entities::{patient, user},
     graphql::{self, AppSchema},
+    point_reads::ByIdReads,
     reads::ReadConnection,
     services::{audit::AuditSink, events::EventBus},
 };
@@ -44,7 +46,17 @@ pub struct AppState {
     pub audit: AuditSink,
     pub events: EventBus,
     pub auth_limiter: Arc<AuthRateLimiter>,
+    /// On PostgreSQL: the point reads that concurrent requests share statements for (src/point_reads.rs).
+    pub point_reads: Option<PointReads>,
     statements: Arc<AtomicU64>,
+}
+
+/// The records read by id often enough to be worth coalescing: the caller's account (`me`, and every
+/// profile read) and `patient(id)`.
+#[derive(Clone)]
+pub struct PointReads {
+    pub users: ByIdReads<user::Entity>,
+    pub patients: ByIdReads<patient::Entity>,
 }
 
 impl AppState {
@@ -68,6 +80,7 @@ impl AppState {
                 options
             })
         };
+        let reads = ReadConnection::new(db.clone(), config, statements.clone())?;
         Ok(AppState {
             audit: AuditSink::start(db.clone(), dedicated())
                 .context("starting the audit writer")?,
@@ -76,7 +89,18 @@ impl AppState {
             auth: Arc::new(Auth::new(config)),
             auth_limiter: Arc::new(AuthRateLimiter::new(&config.abuse)),
             config: Arc::new(config.clone()),
-            reads: ReadConnection::new(db.clone(), config, statements.clone())?,
+            reads: reads.clone(),
+            point_reads: config
+                .database_url
+                .starts_with("postgres")
+                .then(|| PointReads {
+                    users: ByIdReads::start(reads.clone(), user::Column::Id, |u: &user::Model| {
+                        u.id
+                    }),
+                    patients: ByIdReads::start(reads, patient::Column::Id, |p: &patient::Model| {
+                        p.id
+                    }),
+                }),
             db,
             statements,
         })

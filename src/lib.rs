@@ -10,6 +10,7 @@ pub mod error;
 pub mod graphiql;
 pub mod graphql;
 pub mod observability;
+pub mod point_reads;
 pub mod reads;
 pub mod services;
 pub mod telemetry;

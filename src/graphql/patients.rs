@@ -307,7 +307,10 @@ impl PatientQuery {
         let actor = ctx.actor()?;
         let id: PatientId = parse_id("id", &id, PatientId::parse)?;
         let app = ctx.app()?;
-        let found = patients::get(&app.reads, &actor, id).await?;
+        let found = match &app.point_reads {
+            Some(point_reads) => patients::get_coalesced(&point_reads.patients, &actor, id).await?,
+            None => patients::get(&app.reads, &actor, id).await?,
+        };
         if let Some(patient) = &found {
             app.audit
                 .reads(&ctx.meta(), EntityKind::Patient, [patient.id])

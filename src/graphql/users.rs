@@ -117,7 +117,12 @@ impl UserQuery {
     /// The signed-in account.
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
         let actor = ctx.actor()?;
-        Ok(accounts::me(&ctx.app()?.reads, &actor).await?.into())
+        let app = ctx.app()?;
+        let me = match &app.point_reads {
+            Some(point_reads) => accounts::me_coalesced(&point_reads.users, &actor).await?,
+            None => accounts::me(&app.reads, &actor).await?,
+        };
+        Ok(me.into())
     }
 }
 

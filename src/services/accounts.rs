@@ -17,6 +17,7 @@ use crate::{
     domain::{Email, PersonName, Role, UserId},
     entities::{refresh_token, user},
     error::{AppError, AppResult, Validator},
+    point_reads::ByIdReads,
     services::{
         audit::{self, Action, AuditMeta, EntityKind, Outcome},
         now,
@@ -368,6 +369,17 @@ pub async fn me(db: &impl ConnectionTrait, actor: &Actor) -> AppResult<user::Mod
     // A token can outlive its account; such a caller is no longer authenticated.
     user::Entity::find_by_id(actor.user_id.0)
         .one(db)
+        .await?
+        .ok_or(AppError::Unauthenticated)
+}
+
+/// `me` through the point reads that concurrent requests share (PostgreSQL).
+pub async fn me_coalesced(
+    reads: &ByIdReads<user::Entity>,
+    actor: &Actor,
+) -> AppResult<user::Model> {
+    reads
+        .get(actor.user_id.0)
         .await?
         .ok_or(AppError::Unauthenticated)
 }

@@ -13,6 +13,7 @@ use crate::{
     domain::{BirthDate, Gender, OptionalText, PatientId, PersonName, birth_date_for_age},
     entities::patient,
     error::{AppError, AppResult, Validator},
+    point_reads::ByIdReads,
     services::{
         like_pattern, now,
         pagination::{Keyset, Page, PageRequest, SortKey, fetch_page},
@@ -140,6 +141,19 @@ pub async fn get(
         .filter(patient::Column::Id.eq(id.0))
         .one(db)
         .await?)
+}
+
+/// `get` through the point reads that concurrent requests share (PostgreSQL): the row is fetched by id
+/// alone, so it is the caller's only when they own it.
+pub async fn get_coalesced(
+    reads: &ByIdReads<patient::Entity>,
+    actor: &Actor,
+    id: PatientId,
+) -> AppResult<Option<patient::Model>> {
+    Ok(reads
+        .get(id.0)
+        .await?
+        .filter(|patient| patient.owner_id == actor.user_id.0))
 }
 
 pub async fn get_many(

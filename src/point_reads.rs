@@ -1,0 +1,171 @@
+//! Reads of one record by id from concurrent requests, sent to PostgreSQL together (PostgreSQL only).
+//!
+//! A point read costs PostgreSQL and both ends' network stacks about the same whether it fetches one
+//! row or thirty: the price is the statement's round trip (a message each way, a wake-up of the backend,
+//! TLS), not the index lookup. So `get` queues the id, and a batcher sends what has queued as one
+//! `WHERE id = ANY(…)` statement. Nothing waits on a timer: with no statement in flight a lookup goes
+//! out at once, alone; only while `IN_FLIGHT` statements are out do lookups gather, and then as many as
+//! arrived in the meantime go in the next one. Under load that makes batches of several ids per
+//! statement; an idle server answers exactly as before.
+//!
+//! The rows come back to each caller by id; whether the caller may see a row is the service's decision
+//! (e.g. `patients::get_coalesced` checks the owner), as for any other read.
+
+use std::{collections::HashMap, sync::Arc};
+
+use sea_orm::{
+    DbErr, EntityTrait, QueryFilter,
+    sea_query::{Expr, ExprTrait, extension::postgres::PgFunc},
+};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::reads::ReadConnection;
+
+/// Most ids in one statement (its text parameter stays under 3 KiB).
+const MAX_BATCH: usize = 64;
+/// Statements of one kind out at once. More would batch less; fewer would leave the second core idle
+/// while one statement is out.
+const IN_FLIGHT: usize = 2;
+/// Lookups queued before `get` waits for room (a burst far above what the pool can answer).
+const QUEUE: usize = 4096;
+
+type Answer<M> = Result<Option<M>, DbErr>;
+type Lookup<M> = (Uuid, oneshot::Sender<Answer<M>>);
+
+/// The coalesced point reads of one entity (`start` them once, clone freely).
+pub struct ByIdReads<E: EntityTrait> {
+    queue: mpsc::Sender<Lookup<E::Model>>,
+}
+
+impl<E: EntityTrait> Clone for ByIdReads<E> {
+    fn clone(&self) -> Self {
+        ByIdReads {
+            queue: self.queue.clone(),
+        }
+    }
+}
+
+impl<E> ByIdReads<E>
+where
+    E: EntityTrait,
+    E::Model: Clone + Send + Sync + 'static,
+{
+    /// Starts the batcher (a task on the current runtime) for `E`, whose primary key column is `id`
+    /// and `id_of` reads.
+    pub fn start(reads: ReadConnection, id: E::Column, id_of: fn(&E::Model) -> Uuid) -> Self {
+        let (queue, lookups) = mpsc::channel(QUEUE);
+        tokio::spawn(batch::<E>(lookups, reads, id, id_of));
+        ByIdReads { queue }
+    }
+
+    /// The record with this id, as stored now (read after the call began, so it sees every change
+    /// committed before it).
+    pub async fn get(&self, id: Uuid) -> Answer<E::Model> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send((id, reply))
+            .await
+            .map_err(|_| DbErr::Custom("the point-read batcher has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| DbErr::Custom("the point-read statement was abandoned".into()))?
+    }
+}
+
+/// Gathers queued lookups into statements, at most `IN_FLIGHT` out at a time, until every sender is gone.
+async fn batch<E>(
+    mut lookups: mpsc::Receiver<Lookup<E::Model>>,
+    reads: ReadConnection,
+    id: E::Column,
+    id_of: fn(&E::Model) -> Uuid,
+) where
+    E: EntityTrait,
+    E::Model: Clone + Send + Sync + 'static,
+{
+    let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while lookups.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        // What arrived while the statements in flight were out joins this one.
+        while batch.len() < MAX_BATCH {
+            match lookups.try_recv() {
+                Ok(lookup) => batch.push(lookup),
+                Err(_) => break,
+            }
+        }
+        let taken = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
+        let reads = reads.clone();
+        tokio::spawn(async move {
+            answer::<E>(&reads, id, id_of, taken).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Runs one statement for `lookups` and gives every caller its row (or nothing), or the error.
+async fn answer<E>(
+    reads: &ReadConnection,
+    id: E::Column,
+    id_of: fn(&E::Model) -> Uuid,
+    lookups: Vec<Lookup<E::Model>>,
+) where
+    E: EntityTrait,
+    E::Model: Clone,
+{
+    let mut ids: Vec<Uuid> = lookups.iter().map(|(id, _)| *id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let result = E::find()
+        .filter(Expr::col(id).eq(PgFunc::any(
+            Expr::val(array_literal(&ids)).cast_as("uuid[]"),
+        )))
+        .all(reads)
+        .await;
+    match result {
+        Ok(rows) => {
+            let by_id: HashMap<Uuid, E::Model> =
+                rows.into_iter().map(|row| (id_of(&row), row)).collect();
+            for (id, reply) in lookups {
+                // A caller that gave up (its request was cancelled) no longer listens.
+                let _ = reply.send(Ok(by_id.get(&id).cloned()));
+            }
+        }
+        Err(e) => {
+            let message = e.to_string();
+            for (_, reply) in lookups {
+                let _ = reply.send(Err(DbErr::Custom(message.clone())));
+            }
+        }
+    }
+}
+
+/// One text parameter for any number of ids, so every batch size is the same prepared statement.
+fn array_literal(ids: &[Uuid]) -> String {
+    let mut literal = String::with_capacity(2 + ids.len() * 37);
+    literal.push('{');
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            literal.push(',');
+        }
+        literal.push_str(id.hyphenated().encode_lower(&mut Uuid::encode_buffer()));
+    }
+    literal.push('}');
+    literal
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_array_literal_lists_every_id() {
+        let a = Uuid::now_v7();
+        let b = Uuid::now_v7();
+        assert_eq!(array_literal(&[]), "{}");
+        assert_eq!(array_literal(&[a]), format!("{{{a}}}"));
+        assert_eq!(array_literal(&[a, b]), format!("{{{a},{b}}}"));
+    }
+}
