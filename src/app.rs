@@ -51,8 +51,8 @@ pub struct AppState {
     statements: Arc<AtomicU64>,
 }
 
-/// The records read by id often enough to be worth coalescing: the caller's account (`me`, and every
-/// profile read) and `patient(id)`.
+/// The records read by id often enough to be worth coalescing: the caller's account (`me`) and
+/// `patient(id)`.
 #[derive(Clone)]
 pub struct PointReads {
     pub users: ByIdReads<user::Entity>,
