@@ -374,13 +374,15 @@ mod sigterm_under_load_loses_no_audited_reads {
 // 2. Connections cut mid-run
 // ---------------------------------------------------------------------------------------------------
 
-/// Terminates every backend connected to `database` (only that one), returning how many.
+/// Terminates every client connection to `database` (only that one), returning how many. Client
+/// backends only: an autovacuum worker visiting the fresh database belongs to the superuser, and the
+/// test role may not terminate it (a CI run failed on that race).
 async fn cut_connections(admin: &DatabaseConnection, database: &str) -> usize {
     let rows = admin
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             "SELECT pg_terminate_backend(pid) AS terminated FROM pg_stat_activity \
-             WHERE datname = $1 AND pid <> pg_backend_pid()",
+             WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
             [database.into()],
         ))
         .await
