@@ -15,7 +15,7 @@ use crate::{
     entities::{doctor, patient, patient_doctor},
     error::{AppError, AppResult},
     services::{
-        doctors, now,
+        doctors, id_in, now,
         pagination::{Keyset, Page, PageRequest, SortKey, fetch_page},
         patients,
     },
@@ -188,8 +188,13 @@ pub async fn doctors_of_patients(
     db: &impl ConnectionTrait,
     patient_ids: &[PatientId],
 ) -> AppResult<HashMap<PatientId, Vec<doctor::Model>>> {
+    let ids: Vec<Uuid> = patient_ids.iter().map(|id| id.0).collect();
     let rows = patient_doctor::Entity::find()
-        .filter(patient_doctor::Column::PatientId.is_in(patient_ids.iter().map(|id| id.0)))
+        .filter(id_in(
+            db.get_database_backend(),
+            patient_doctor::Column::PatientId,
+            &ids,
+        ))
         .order_by_asc(patient_doctor::Column::AssignedAt)
         .order_by_asc(patient_doctor::Column::Id)
         .find_also_related(doctor::Entity)
@@ -212,8 +217,13 @@ pub async fn patients_of_doctors(
     actor: &Actor,
     doctor_ids: &[DoctorId],
 ) -> AppResult<HashMap<DoctorId, Vec<patient::Model>>> {
+    let ids: Vec<Uuid> = doctor_ids.iter().map(|id| id.0).collect();
     let rows = patient_doctor::Entity::find()
-        .filter(patient_doctor::Column::DoctorId.is_in(doctor_ids.iter().map(|id| id.0)))
+        .filter(id_in(
+            db.get_database_backend(),
+            patient_doctor::Column::DoctorId,
+            &ids,
+        ))
         .find_also_related(patient::Entity)
         .filter(patient::Column::OwnerId.eq(actor.user_id.0))
         .order_by_asc(patient_doctor::Column::AssignedAt)

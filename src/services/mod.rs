@@ -11,9 +11,11 @@ pub mod patients;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{
-    DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    ColumnTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    sea_query::{Expr, ExprTrait, Func, Query},
 };
+use uuid::Uuid;
 
 /// Begins a transaction that will write. On SQLite it takes the write lock up front (BEGIN IMMEDIATE):
 /// a deferred transaction that reads first cannot upgrade to a writer once another connection has
@@ -37,6 +39,36 @@ pub(crate) fn search_text(parts: &[&str]) -> String {
     parts.join(" ").to_lowercase()
 }
 
+/// `column IN (ids)`. On PostgreSQL the ids travel as one array parameter (`IN (SELECT
+/// unnest(CAST($1 AS uuid[])))`): one prepared statement whatever their number, and one PostgreSQL
+/// plans once. A list of parameters (`IN ($1, …, $20)`) was planned afresh at every execution: its
+/// generic plan is estimated dearer than the custom ones, which see the values (0.16 ms of (a)'s
+/// doctors join). SQLite gets the list.
+pub(crate) fn id_in<C: ColumnTrait>(backend: DbBackend, column: C, ids: &[Uuid]) -> Expr {
+    if backend != DbBackend::Postgres {
+        return column.is_in(ids.iter().copied());
+    }
+    column.in_subquery(
+        Query::select()
+            .expr(Func::cust("unnest").arg(Expr::val(uuid_array_literal(ids)).cast_as("uuid[]")))
+            .to_owned(),
+    )
+}
+
+/// A PostgreSQL array literal of `ids`, for one text parameter cast to `uuid[]`.
+pub(crate) fn uuid_array_literal(ids: &[Uuid]) -> String {
+    let mut literal = String::with_capacity(2 + ids.len() * 37);
+    literal.push('{');
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            literal.push(',');
+        }
+        literal.push_str(id.hyphenated().encode_lower(&mut Uuid::encode_buffer()));
+    }
+    literal.push('}');
+    literal
+}
+
 /// Escapes `%`, `_` and `\` for a LIKE pattern used with `ESCAPE '\'`.
 pub(crate) fn like_pattern(term: &str) -> String {
     let mut out = String::with_capacity(term.len() + 2);
@@ -51,3 +83,17 @@ pub(crate) fn like_pattern(term: &str) -> String {
     out
 }
 pub mod seed;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_array_literal_lists_every_id() {
+        let a = Uuid::now_v7();
+        let b = Uuid::now_v7();
+        assert_eq!(uuid_array_literal(&[]), "{}");
+        assert_eq!(uuid_array_literal(&[a]), format!("{{{a}}}"));
+        assert_eq!(uuid_array_literal(&[a, b]), format!("{{{a},{b}}}"));
+    }
+}
