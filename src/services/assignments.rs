@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, JoinType, QueryFilter,
-    QueryOrder, QuerySelect, RelationTrait, Set, SqlErr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, JoinType,
+    QueryFilter, QueryOrder, QueryResult, QuerySelect, RelationTrait, Set, SqlErr,
     sea_query::{DeleteStatement, Expr, ExprTrait, InsertStatement, Query},
 };
 use uuid::Uuid;
@@ -189,7 +189,9 @@ pub async fn doctors_of_patients(
     patient_ids: &[PatientId],
 ) -> AppResult<HashMap<PatientId, Vec<doctor::Model>>> {
     let ids: Vec<Uuid> = patient_ids.iter().map(|id| id.0).collect();
-    let rows = patient_doctor::Entity::find()
+    let rows = doctor::Entity::find()
+        .join(JoinType::InnerJoin, doctor::Relation::PatientDoctor.def())
+        .column_as(patient_doctor::Column::PatientId, MAPPED_TO)
         .filter(id_in(
             db.get_database_backend(),
             patient_doctor::Column::PatientId,
@@ -197,18 +199,10 @@ pub async fn doctors_of_patients(
         ))
         .order_by_asc(patient_doctor::Column::AssignedAt)
         .order_by_asc(patient_doctor::Column::Id)
-        .find_also_related(doctor::Entity)
+        .into_model::<Mapped<doctor::Model>>()
         .all(db)
         .await?;
-    let mut out: HashMap<PatientId, Vec<doctor::Model>> = HashMap::new();
-    for (mapping, doctor) in rows {
-        if let Some(doctor) = doctor {
-            out.entry(PatientId(mapping.patient_id))
-                .or_default()
-                .push(doctor);
-        }
-    }
-    Ok(out)
+    Ok(group(rows, PatientId))
 }
 
 /// The caller's own patients assigned to each given doctor, in one statement.
@@ -218,27 +212,53 @@ pub async fn patients_of_doctors(
     doctor_ids: &[DoctorId],
 ) -> AppResult<HashMap<DoctorId, Vec<patient::Model>>> {
     let ids: Vec<Uuid> = doctor_ids.iter().map(|id| id.0).collect();
-    let rows = patient_doctor::Entity::find()
+    let rows = patient::Entity::find()
+        .join(JoinType::InnerJoin, patient::Relation::PatientDoctor.def())
+        .column_as(patient_doctor::Column::DoctorId, MAPPED_TO)
         .filter(id_in(
             db.get_database_backend(),
             patient_doctor::Column::DoctorId,
             &ids,
         ))
-        .find_also_related(patient::Entity)
         .filter(patient::Column::OwnerId.eq(actor.user_id.0))
         .order_by_asc(patient_doctor::Column::AssignedAt)
         .order_by_asc(patient_doctor::Column::Id)
+        .into_model::<Mapped<patient::Model>>()
         .all(db)
         .await?;
-    let mut out: HashMap<DoctorId, Vec<patient::Model>> = HashMap::new();
-    for (mapping, patient) in rows {
-        if let Some(patient) = patient {
-            out.entry(DoctorId(mapping.doctor_id))
-                .or_default()
-                .push(patient);
-        }
+    Ok(group(rows, DoctorId))
+}
+
+/// The column naming the other side of the mapping in `Mapped` rows.
+const MAPPED_TO: &str = "mapped_to";
+
+/// A record read through a mapping, with the id of the mapping's other side. Decoded from the
+/// record's own (unprefixed) columns: SeaORM's `find_also_related` prefixes every column and formats
+/// each prefixed name for every value it reads, which was 8 % of (a)'s server CPU.
+struct Mapped<M> {
+    to: Uuid,
+    model: M,
+}
+
+impl<M: FromQueryResult> FromQueryResult for Mapped<M> {
+    fn from_query_result(row: &QueryResult, pre: &str) -> Result<Self, DbErr> {
+        Ok(Mapped {
+            to: row.try_get(pre, MAPPED_TO)?,
+            model: M::from_query_result(row, pre)?,
+        })
     }
-    Ok(out)
+}
+
+/// Rows grouped by the other side's id, each group in the rows' order.
+fn group<K: Eq + std::hash::Hash, M>(
+    rows: Vec<Mapped<M>>,
+    key: impl Fn(Uuid) -> K,
+) -> HashMap<K, Vec<M>> {
+    let mut out: HashMap<K, Vec<M>> = HashMap::new();
+    for row in rows {
+        out.entry(key(row.to)).or_default().push(row.model);
+    }
+    out
 }
 
 /// Mappings whose patient belongs to the caller.
