@@ -163,6 +163,62 @@ scenario!(the_default_page_has_twenty_items, |app| async move {
 });
 
 scenario!(
+    the_count_rides_on_the_page_statement_and_survives_an_empty_page,
+    |app| async move {
+        let user = app.signed_in_user().await;
+        for i in 0..4 {
+            app.create_patient(
+                &user.access,
+                patient_input("Counted", &format!("Page{i}"), 30),
+            )
+            .await;
+        }
+        let statements = |query: &'static str, variables: Value| {
+            let app = &app;
+            let token = user.access.clone();
+            async move {
+                let before = app.state.sql_statement_count();
+                let response = app.gql(Some(&token), query, variables).await;
+                let after = app.state.sql_statement_count();
+                (response.data()["patients"].clone(), after - before)
+            }
+        };
+        let (plain, plain_statements) = statements(
+            "query($after: String) { patients(first: 2, after: $after) { nodes { id } pageInfo { endCursor } } }",
+            json!({}),
+        )
+        .await;
+        // Selected through a fragment, as generated clients often do.
+        let counted_query = "query($after: String) { patients(first: 2, after: $after) { ...Total nodes { id } pageInfo { endCursor } } }
+            fragment Total on PatientConnection { totalCount }";
+        let (first, counted_statements) = statements(counted_query, json!({})).await;
+        assert_eq!(first["totalCount"], 4, "{first}");
+        assert_eq!(first["nodes"], plain["nodes"]);
+        assert_eq!(
+            counted_statements, plain_statements,
+            "totalCount must ride on the page's statement"
+        );
+        assert!(plain_statements > 0, "the statement counter does not count");
+
+        let (second, _) = statements(
+            counted_query,
+            json!({ "after": first["pageInfo"]["endCursor"] }),
+        )
+        .await;
+        assert_eq!(second["nodes"].as_array().expect("nodes").len(), 2);
+        // Past the last row the page is empty, and the list still has its length.
+        let (empty, _) = statements(
+            counted_query,
+            json!({ "after": second["pageInfo"]["endCursor"] }),
+        )
+        .await;
+        assert_eq!(empty["nodes"], json!([]), "{empty}");
+        assert_eq!(empty["totalCount"], 4, "{empty}");
+        assert_eq!(empty["pageInfo"]["endCursor"], Value::Null);
+    }
+);
+
+scenario!(
     first_must_be_between_one_and_one_hundred,
     |app| async move {
         let user = app.signed_in_user().await;

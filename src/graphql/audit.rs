@@ -5,10 +5,15 @@ use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use crate::{
     entities::audit_event,
     error::AppError,
-    graphql::{context::ContextExt, pagination::PageInfo, parse_id, scalars::DateTime},
+    graphql::{
+        context::ContextExt,
+        pagination::{AuditEventConnection, counted},
+        parse_id,
+        scalars::DateTime,
+    },
     services::{
         audit::{self, AuditFilter, EntityKind},
-        pagination::{Page, PageRequest},
+        pagination::PageRequest,
     },
 };
 
@@ -147,52 +152,6 @@ fn action(a: AuditAction) -> audit::Action {
     }
 }
 
-/// An item of the audit trail with its cursor.
-#[derive(SimpleObject)]
-pub struct AuditEventEdge {
-    /// Opaque position of this event.
-    pub cursor: String,
-    /// The event.
-    pub node: AuditEvent,
-}
-
-/// One page of audit events, newest first.
-#[derive(SimpleObject)]
-pub struct AuditEventConnection {
-    /// The events with their cursors.
-    pub edges: Vec<AuditEventEdge>,
-    /// The events alone.
-    pub nodes: Vec<AuditEvent>,
-    /// Paging state.
-    pub page_info: PageInfo,
-    /// Number of events matching the filter.
-    pub total_count: i64,
-}
-
-impl AuditEventConnection {
-    pub fn from_page(page: Page<audit_event::Model>) -> Self {
-        let edges: Vec<AuditEventEdge> = page
-            .items
-            .into_iter()
-            .map(|(cursor, e)| AuditEventEdge {
-                cursor,
-                node: e.into(),
-            })
-            .collect();
-        AuditEventConnection {
-            nodes: edges.iter().map(|e| e.node.clone()).collect(),
-            page_info: PageInfo {
-                has_next_page: page.has_next_page,
-                has_previous_page: page.has_previous_page,
-                start_cursor: edges.first().map(|e| e.cursor.clone()),
-                end_cursor: edges.last().map(|e| e.cursor.clone()),
-            },
-            edges,
-            total_count: i64::try_from(page.total_count).unwrap_or(i64::MAX),
-        }
-    }
-}
-
 /// Narrows the audit trail; all given conditions must hold.
 #[derive(InputObject, Default)]
 pub struct AuditEventFilter {
@@ -225,7 +184,7 @@ impl AuditQuery {
         #[graphql(desc = "Conditions the events must meet.")] filter: Option<AuditEventFilter>,
     ) -> async_graphql::Result<AuditEventConnection> {
         let actor = ctx.actor()?;
-        let page = PageRequest::parse(first, after)?;
+        let page = PageRequest::parse(first, after)?.counting(counted(ctx));
         let filter = filter.unwrap_or_default();
         let entity_id = filter
             .entity_id
@@ -254,6 +213,6 @@ impl AuditQuery {
             to: filter.to.map(|t| t.0),
         };
         let result = audit::list_for_admin(&ctx.app()?.reads, &actor, filter, &page).await?;
-        Ok(AuditEventConnection::from_page(result))
+        Ok(AuditEventConnection::from_page(result, AuditEvent::from))
     }
 }

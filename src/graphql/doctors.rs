@@ -11,7 +11,7 @@ use crate::{
         audited_create,
         context::ContextExt,
         loaders::{self, load_error},
-        pagination::DoctorConnection,
+        pagination::{DoctorConnection, counted},
         parse_id,
         patients::{Patient, SortDirection, patch},
         scalars::DateTime,
@@ -154,7 +154,7 @@ impl DoctorQuery {
         #[graphql(desc = "Sort order; by last name when omitted.")] order_by: Option<DoctorOrder>,
     ) -> async_graphql::Result<DoctorConnection> {
         ctx.actor()?;
-        let page = PageRequest::parse(first, after)?;
+        let page = PageRequest::parse(first, after)?.counting(counted(ctx));
         let filter = filter.unwrap_or_default();
         let filter = doctors::DoctorFilter {
             search: filter.search,

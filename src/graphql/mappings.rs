@@ -13,7 +13,7 @@ use crate::{
         context::ContextExt,
         doctors::Doctor,
         loaders::{self, load_error},
-        pagination::MappingConnection,
+        pagination::{MappingConnection, counted},
         parse_id,
         patients::Patient,
         scalars::DateTime,
@@ -87,7 +87,7 @@ impl MappingQuery {
         #[graphql(desc = "Only assignments of this doctor.")] doctor_id: Option<ID>,
     ) -> async_graphql::Result<MappingConnection> {
         let actor = ctx.actor()?;
-        let page = PageRequest::parse(first, after)?;
+        let page = PageRequest::parse(first, after)?.counting(counted(ctx));
         let patient_id = patient_id
             .map(|id| parse_id("patientId", &id, PatientId::parse))
             .transpose()?;

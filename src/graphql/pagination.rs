@@ -1,10 +1,10 @@
 //! Relay-style connections (edges, nodes, pageInfo, totalCount) built from a service `Page`.
 
-use async_graphql::SimpleObject;
+use async_graphql::{Object, SimpleObject};
 
 use crate::{
-    graphql::{doctors::Doctor, mappings::Mapping, patients::Patient},
-    services::pagination::Page,
+    graphql::{audit::AuditEvent, doctors::Doctor, mappings::Mapping, patients::Patient},
+    services::pagination::{Page, Position},
 };
 
 /// Where a page sits in its list, for fetching the next one.
@@ -20,58 +20,122 @@ pub struct PageInfo {
     pub end_cursor: Option<String>,
 }
 
-/// Declares the edge and connection types of one node type (concrete types: they are the contract's names).
+/// Declares the edge and connection types of one node type, with the docs the SDL keeps.
 macro_rules! connection {
-    ($connection:ident, $edge:ident, $node:ty, $what:literal) => {
-        #[doc = concat!("A ", $what, " on a page, with its opaque cursor.")]
+    ($connection:ident, $edge:ident, $node:ty, $edge_doc:literal, $connection_doc:literal,
+     $cursor_doc:literal, $node_doc:literal, $edges_doc:literal, $nodes_doc:literal, $total_doc:literal) => {
+        #[doc = $edge_doc]
         #[derive(SimpleObject)]
         pub struct $edge {
-            /// Opaque position of this item; pass it as `after` to continue after it.
+            #[doc = $cursor_doc]
             pub cursor: String,
-            /// The item.
+            #[doc = $node_doc]
             pub node: $node,
         }
 
-        #[doc = concat!("One page of ", $what, "s.")]
-        #[derive(SimpleObject)]
-        pub struct $connection {
-            /// The items with their cursors.
-            pub edges: Vec<$edge>,
-            /// The items alone, for clients that need no cursors.
-            pub nodes: Vec<$node>,
+        /// A page as the service returned it: the cursors, the edges' copies of the nodes and the
+        /// count are made only for the fields a client selects.
+        pub struct $connection(Page<$node>);
+
+        #[doc = $connection_doc]
+        #[Object]
+        impl $connection {
+            #[doc = $edges_doc]
+            async fn edges(&self) -> Vec<$edge> {
+                self.0
+                    .items
+                    .iter()
+                    .map(|(position, node)| $edge {
+                        cursor: self.0.cursor(position),
+                        node: node.clone(),
+                    })
+                    .collect()
+            }
+
+            #[doc = $nodes_doc]
+            async fn nodes(&self) -> Vec<&$node> {
+                self.0.items.iter().map(|(_, node)| node).collect()
+            }
+
             /// Paging state.
-            pub page_info: PageInfo,
-            /// Number of items in the whole (filtered) list, across all pages.
-            pub total_count: i64,
+            async fn page_info(&self) -> PageInfo {
+                let cursor = |item: Option<&(Position, $node)>| {
+                    item.map(|(position, _)| self.0.cursor(position))
+                };
+                PageInfo {
+                    has_next_page: self.0.has_next_page,
+                    has_previous_page: self.0.has_previous_page,
+                    start_cursor: cursor(self.0.items.first()),
+                    end_cursor: cursor(self.0.items.last()),
+                }
+            }
+
+            #[doc = $total_doc]
+            async fn total_count(&self) -> async_graphql::Result<i64> {
+                // Resolvers count when the selection has `totalCount` (`counted`); a miss is a bug.
+                let total = self.0.total_count.ok_or("totalCount was not counted")?;
+                Ok(i64::try_from(total).unwrap_or(i64::MAX))
+            }
         }
 
         impl $connection {
             pub fn from_page<M>(page: Page<M>, convert: impl Fn(M) -> $node) -> Self {
-                let edges: Vec<$edge> = page
-                    .items
-                    .into_iter()
-                    .map(|(cursor, model)| $edge {
-                        cursor,
-                        node: convert(model),
-                    })
-                    .collect();
-                let page_info = PageInfo {
-                    has_next_page: page.has_next_page,
-                    has_previous_page: page.has_previous_page,
-                    start_cursor: edges.first().map(|e| e.cursor.clone()),
-                    end_cursor: edges.last().map(|e| e.cursor.clone()),
-                };
-                $connection {
-                    nodes: edges.iter().map(|e| e.node.clone()).collect(),
-                    edges,
-                    page_info,
-                    total_count: i64::try_from(page.total_count).unwrap_or(i64::MAX),
-                }
+                $connection(page.map(convert))
             }
         }
     };
 }
 
-connection!(PatientConnection, PatientEdge, Patient, "patient");
-connection!(DoctorConnection, DoctorEdge, Doctor, "doctor");
-connection!(MappingConnection, MappingEdge, Mapping, "mapping");
+/// Whether a connection's selection has `totalCount`, so its list must be counted.
+pub fn counted(ctx: &async_graphql::Context<'_>) -> bool {
+    ctx.look_ahead().field("totalCount").exists()
+}
+
+connection!(
+    PatientConnection,
+    PatientEdge,
+    Patient,
+    "A patient on a page, with its opaque cursor.",
+    "One page of patients.",
+    "Opaque position of this item; pass it as `after` to continue after it.",
+    "The item.",
+    "The items with their cursors.",
+    "The items alone, for clients that need no cursors.",
+    "Number of items in the whole (filtered) list, across all pages."
+);
+connection!(
+    DoctorConnection,
+    DoctorEdge,
+    Doctor,
+    "A doctor on a page, with its opaque cursor.",
+    "One page of doctors.",
+    "Opaque position of this item; pass it as `after` to continue after it.",
+    "The item.",
+    "The items with their cursors.",
+    "The items alone, for clients that need no cursors.",
+    "Number of items in the whole (filtered) list, across all pages."
+);
+connection!(
+    MappingConnection,
+    MappingEdge,
+    Mapping,
+    "A mapping on a page, with its opaque cursor.",
+    "One page of mappings.",
+    "Opaque position of this item; pass it as `after` to continue after it.",
+    "The item.",
+    "The items with their cursors.",
+    "The items alone, for clients that need no cursors.",
+    "Number of items in the whole (filtered) list, across all pages."
+);
+connection!(
+    AuditEventConnection,
+    AuditEventEdge,
+    AuditEvent,
+    "An item of the audit trail with its cursor.",
+    "One page of audit events, newest first.",
+    "Opaque position of this event.",
+    "The event.",
+    "The events with their cursors.",
+    "The events alone.",
+    "Number of events matching the filter."
+);

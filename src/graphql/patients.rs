@@ -15,7 +15,7 @@ use crate::{
         context::ContextExt,
         doctors::Doctor,
         loaders::{self, load_error},
-        pagination::PatientConnection,
+        pagination::{PatientConnection, counted},
         parse_id,
         scalars::{Date, DateTime},
     },
@@ -158,13 +158,14 @@ impl Patient {
         ctx: &Context<'_>,
         #[graphql(default = 20, desc = "Page size, 1 to 100.")] first: Option<i32>,
         #[graphql(desc = "Cursor to continue after (an `endCursor`).")] after: Option<String>,
-    ) -> async_graphql::Result<crate::graphql::audit::AuditEventConnection> {
+    ) -> async_graphql::Result<crate::graphql::pagination::AuditEventConnection> {
         let actor = ctx.actor()?;
-        let page = PageRequest::parse(first, after)?;
+        let page = PageRequest::parse(first, after)?.counting(counted(ctx));
         let id = PatientId(self.model.id);
         let result = audit::list_for_patient(&ctx.app()?.reads, &actor, id, &page).await?;
-        Ok(crate::graphql::audit::AuditEventConnection::from_page(
+        Ok(crate::graphql::pagination::AuditEventConnection::from_page(
             result,
+            crate::graphql::audit::AuditEvent::from,
         ))
     }
 
@@ -265,7 +266,7 @@ impl PatientQuery {
         #[graphql(desc = "Sort order; newest first when omitted.")] order_by: Option<PatientOrder>,
     ) -> async_graphql::Result<PatientConnection> {
         let actor = ctx.actor()?;
-        let page = PageRequest::parse(first, after)?;
+        let page = PageRequest::parse(first, after)?.counting(counted(ctx));
         let filter = filter.unwrap_or_default();
         let filter = patients::PatientFilter {
             search: filter.search,

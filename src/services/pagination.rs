@@ -4,9 +4,9 @@
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select, Value,
-    sea_query::{ExprTrait, Order},
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, PaginatorTrait,
+    QueryFilter, QueryOrder, QueryResult, QuerySelect, QueryTrait, Select, Value,
+    sea_query::{Expr, ExprTrait, Order, Query},
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -21,6 +21,8 @@ pub const MAX_PAGE_SIZE: i32 = 100;
 pub struct PageRequest {
     pub first: u64,
     pub after: Option<String>,
+    /// Whether the list's `totalCount` is wanted: counting a long list costs more than its page.
+    pub with_total: bool,
 }
 
 impl PageRequest {
@@ -35,7 +37,13 @@ impl PageRequest {
         Ok(PageRequest {
             first: u64::try_from(first).unwrap_or(1),
             after,
+            with_total: true,
         })
+    }
+
+    /// The same request, counting the whole list only when `with_total`.
+    pub fn counting(self, with_total: bool) -> Self {
+        PageRequest { with_total, ..self }
     }
 }
 
@@ -106,12 +114,44 @@ fn key_fits(key: &SortKey, column: &impl ColumnTrait) -> bool {
     )
 }
 
+/// Where a row sits in its list; its cursor is made only when a client asks for it.
+#[derive(Clone, Debug)]
+pub struct Position {
+    key: SortKey,
+    id: Uuid,
+}
+
 /// One page of rows plus what the connection needs.
 pub struct Page<T> {
-    pub items: Vec<(String, T)>,
+    pub items: Vec<(Position, T)>,
+    /// The list's ordering, as cursors carry it.
+    pub ordering: String,
     pub has_next_page: bool,
     pub has_previous_page: bool,
-    pub total_count: u64,
+    /// The length of the whole list; `None` when the request did not ask for it.
+    pub total_count: Option<u64>,
+}
+
+impl<T> Page<T> {
+    /// The cursor of a row at `position`.
+    pub fn cursor(&self, position: &Position) -> String {
+        encode_cursor(&self.ordering, position.key.clone(), position.id)
+    }
+
+    /// The same page with its rows converted.
+    pub fn map<U>(self, convert: impl Fn(T) -> U) -> Page<U> {
+        Page {
+            items: self
+                .items
+                .into_iter()
+                .map(|(position, row)| (position, convert(row)))
+                .collect(),
+            ordering: self.ordering,
+            has_next_page: self.has_next_page,
+            has_previous_page: self.has_previous_page,
+            total_count: self.total_count,
+        }
+    }
 }
 
 /// How a list is ordered: by `sort`, ties broken by `id`, both in the same direction. `name` (e.g.
@@ -123,8 +163,27 @@ pub struct Keyset<'a, C, I> {
     pub name: &'a str,
 }
 
+/// The column that carries the list's length on every row of a counted page.
+const LIST_TOTAL: &str = "list_total";
+
+/// A row of a counted page: the record and the length of the whole list.
+struct Counted<M> {
+    model: M,
+    total: i64,
+}
+
+impl<M: FromQueryResult> FromQueryResult for Counted<M> {
+    fn from_query_result(row: &QueryResult, pre: &str) -> Result<Self, DbErr> {
+        Ok(Counted {
+            model: M::from_query_result(row, pre)?,
+            total: row.try_get(pre, LIST_TOTAL)?,
+        })
+    }
+}
+
 /// Runs `select` (already filtered) as a keyset page. `key_of` extracts a row's sort key for its
-/// cursor. Two statements: the count and the page.
+/// cursor. One statement: when the total is wanted, the count rides along as a scalar subquery
+/// (evaluated once), so it costs no round trip of its own; only an empty page counts separately.
 pub async fn fetch_page<E, C>(
     db: &impl ConnectionTrait,
     select: Select<E>,
@@ -143,7 +202,7 @@ where
         descending,
         name: ordering,
     } = keyset;
-    let total_count = select.clone().count(db).await?;
+    let whole_list = page.with_total.then(|| select.clone());
 
     let mut query = select;
     if let Some(cursor) = &page.after {
@@ -164,23 +223,45 @@ where
         query = query.filter(condition);
     }
     let order = if descending { Order::Desc } else { Order::Asc };
-    let mut rows = query
+    let query = query
         .order_by(sort, order.clone())
         .order_by(id, order)
-        .limit(page.first + 1)
-        .all(db)
-        .await?;
+        .limit(page.first + 1);
+    let (mut rows, mut total_count) = match &whole_list {
+        Some(whole_list) => {
+            let count = Query::select()
+                .expr(Expr::cust("COUNT(*)"))
+                .from_subquery(whole_list.clone().into_query(), "counted")
+                .to_owned();
+            let rows = query
+                .expr_as(Expr::SubQuery(None, Box::new(count.into())), LIST_TOTAL)
+                .into_model::<Counted<E::Model>>()
+                .all(db)
+                .await?;
+            let total = rows
+                .first()
+                .map(|row| u64::try_from(row.total).unwrap_or(0));
+            (rows.into_iter().map(|row| row.model).collect(), total)
+        }
+        None => (query.all(db).await?, None),
+    };
+    if total_count.is_none()
+        && let Some(whole_list) = whole_list
+    {
+        total_count = Some(whole_list.count(db).await?);
+    }
     let has_next_page = rows.len() as u64 > page.first;
     rows.truncate(usize::try_from(page.first).unwrap_or(usize::MAX));
     let items = rows
         .into_iter()
         .map(|row| {
             let (key, id) = key_of(&row);
-            (encode_cursor(ordering, key, id), row)
+            (Position { key, id }, row)
         })
         .collect();
     Ok(Page {
         items,
+        ordering: ordering.to_owned(),
         has_next_page,
         has_previous_page: page.after.is_some(),
         total_count,
