@@ -22,6 +22,21 @@ pub struct PageInfo {
 
 /// Declares the edge and connection types of one node type, with the docs the SDL keeps.
 macro_rules! connection {
+    // The usual docs of the fields; only the two type docs differ.
+    ($connection:ident, $edge:ident, $node:ty, $edge_doc:literal, $connection_doc:literal) => {
+        connection!(
+            $connection,
+            $edge,
+            $node,
+            $edge_doc,
+            $connection_doc,
+            "Opaque position of this item; pass it as `after` to continue after it.",
+            "The item.",
+            "The items with their cursors.",
+            "The items alone, for clients that need no cursors.",
+            "Number of items in the whole (filtered) list, across all pages."
+        );
+    };
     ($connection:ident, $edge:ident, $node:ty, $edge_doc:literal, $connection_doc:literal,
      $cursor_doc:literal, $node_doc:literal, $edges_doc:literal, $nodes_doc:literal, $total_doc:literal) => {
         #[doc = $edge_doc]
@@ -96,36 +111,21 @@ connection!(
     PatientEdge,
     Patient,
     "A patient on a page, with its opaque cursor.",
-    "One page of patients.",
-    "Opaque position of this item; pass it as `after` to continue after it.",
-    "The item.",
-    "The items with their cursors.",
-    "The items alone, for clients that need no cursors.",
-    "Number of items in the whole (filtered) list, across all pages."
+    "One page of patients."
 );
 connection!(
     DoctorConnection,
     DoctorEdge,
     Doctor,
     "A doctor on a page, with its opaque cursor.",
-    "One page of doctors.",
-    "Opaque position of this item; pass it as `after` to continue after it.",
-    "The item.",
-    "The items with their cursors.",
-    "The items alone, for clients that need no cursors.",
-    "Number of items in the whole (filtered) list, across all pages."
+    "One page of doctors."
 );
 connection!(
     MappingConnection,
     MappingEdge,
     Mapping,
     "A mapping on a page, with its opaque cursor.",
-    "One page of mappings.",
-    "Opaque position of this item; pass it as `after` to continue after it.",
-    "The item.",
-    "The items with their cursors.",
-    "The items alone, for clients that need no cursors.",
-    "Number of items in the whole (filtered) list, across all pages."
+    "One page of mappings."
 );
 connection!(
     AuditEventConnection,
