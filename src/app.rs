@@ -26,6 +26,7 @@ use tower_http::{
 
 use crate::{
     auth::{Auth, limiter::AuthRateLimiter},
+    batched_creates::BatchedCreates,
     config::Config,
     entities::{patient, user},
     graphql::{self, AppSchema},
@@ -46,17 +47,19 @@ pub struct AppState {
     pub audit: AuditSink,
     pub events: EventBus,
     pub auth_limiter: Arc<AuthRateLimiter>,
-    /// On PostgreSQL: the point reads that concurrent requests share statements for (src/point_reads.rs).
-    pub point_reads: Option<PointReads>,
+    /// On PostgreSQL: the reads and creates that concurrent requests share statements for.
+    pub coalesced: Option<Coalesced>,
     statements: Arc<AtomicU64>,
 }
 
-/// The records read by id often enough to be worth coalescing: the caller's account (`me`) and
-/// `patient(id)`.
+/// What concurrent requests do often enough to be worth one statement for several of them: read the
+/// caller's account (`me`) and `patient(id)` (src/point_reads.rs), and `createPatient`
+/// (src/batched_creates.rs).
 #[derive(Clone)]
-pub struct PointReads {
+pub struct Coalesced {
     pub users: ByIdReads<user::Entity>,
     pub patients: ByIdReads<patient::Entity>,
+    pub patient_creates: BatchedCreates<patient::ActiveModel>,
 }
 
 impl AppState {
@@ -90,16 +93,19 @@ impl AppState {
             auth_limiter: Arc::new(AuthRateLimiter::new(&config.abuse)),
             config: Arc::new(config.clone()),
             reads: reads.clone(),
-            point_reads: config
+            coalesced: config
                 .database_url
                 .starts_with("postgres")
-                .then(|| PointReads {
+                .then(|| Coalesced {
                     users: ByIdReads::start(reads.clone(), user::Column::Id, |u: &user::Model| {
                         u.id
                     }),
-                    patients: ByIdReads::start(reads, patient::Column::Id, |p: &patient::Model| {
-                        p.id
-                    }),
+                    patients: ByIdReads::start(
+                        reads.clone(),
+                        patient::Column::Id,
+                        |p: &patient::Model| p.id,
+                    ),
+                    patient_creates: BatchedCreates::start(reads, |p: &patient::Model| p.id),
                 }),
             db,
             statements,

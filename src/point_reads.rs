@@ -29,7 +29,7 @@ const MAX_BATCH: usize = 64;
 /// Statements of one kind out at once. More would batch less; fewer would leave the second core idle
 /// while one statement is out.
 const IN_FLIGHT: usize = 2;
-/// Lookups queued before `get` waits for room (a burst far above what the pool can answer).
+/// Items queued before the sender waits for room (a burst far above what the pool can answer).
 const QUEUE: usize = 4096;
 
 type Answer<M> = Result<Option<M>, DbErr>;
@@ -56,8 +56,10 @@ where
     /// Starts the batcher (a task on the current runtime) for `E`, whose primary key column is `id`
     /// and `id_of` reads.
     pub fn start(reads: ReadConnection, id: E::Column, id_of: fn(&E::Model) -> Uuid) -> Self {
-        let (queue, lookups) = mpsc::channel(QUEUE);
-        tokio::spawn(batch::<E>(lookups, reads, id, id_of));
+        let queue = start_batcher(MAX_BATCH, IN_FLIGHT, move |lookups| {
+            let reads = reads.clone();
+            async move { answer::<E>(&reads, id, id_of, lookups).await }
+        });
         ByIdReads { queue }
     }
 
@@ -75,36 +77,43 @@ where
     }
 }
 
-/// Gathers queued lookups into statements, at most `IN_FLIGHT` out at a time, until every sender is gone.
-async fn batch<E>(
-    mut lookups: mpsc::Receiver<Lookup<E::Model>>,
-    reads: ReadConnection,
-    id: E::Column,
-    id_of: fn(&E::Model) -> Uuid,
-) where
-    E: EntityTrait,
-    E::Model: Clone + Send + Sync + 'static,
+/// Starts a task that hands what is queued to `run` in batches of at most `max_batch`, with at most
+/// `in_flight` runs at a time; the task ends when every sender is gone. The batch is whatever has
+/// queued when a run may start: nothing waits on a timer.
+pub(crate) fn start_batcher<T, F, Fut>(
+    max_batch: usize,
+    in_flight: usize,
+    run: F,
+) -> mpsc::Sender<T>
+where
+    T: Send + 'static,
+    F: Fn(Vec<T>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
 {
-    let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while lookups.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let Ok(permit) = in_flight.clone().acquire_owned().await else {
-            return;
-        };
-        // What arrived while the statements in flight were out joins this one.
-        while batch.len() < MAX_BATCH {
-            match lookups.try_recv() {
-                Ok(lookup) => batch.push(lookup),
-                Err(_) => break,
+    let (queue, mut items) = mpsc::channel(QUEUE);
+    tokio::spawn(async move {
+        let in_flight = Arc::new(Semaphore::new(in_flight));
+        let mut batch = Vec::with_capacity(max_batch);
+        while items.recv_many(&mut batch, max_batch).await > 0 {
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                return;
+            };
+            // What arrived while the runs in flight were out joins this one.
+            while batch.len() < max_batch {
+                match items.try_recv() {
+                    Ok(item) => batch.push(item),
+                    Err(_) => break,
+                }
             }
+            let taken = std::mem::replace(&mut batch, Vec::with_capacity(max_batch));
+            let running = run(taken);
+            tokio::spawn(async move {
+                running.await;
+                drop(permit);
+            });
         }
-        let taken = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
-        let reads = reads.clone();
-        tokio::spawn(async move {
-            answer::<E>(&reads, id, id_of, taken).await;
-            drop(permit);
-        });
-    }
+    });
+    queue
 }
 
 /// Runs one statement for `lookups` and gives every caller its row (or nothing), or the error.

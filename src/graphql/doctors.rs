@@ -222,6 +222,7 @@ impl DoctorMutation {
             record,
             None,
             Some(doctors::EMAIL_TAKEN),
+            None,
         )
         .await?;
         Ok(created.into())

@@ -31,6 +31,7 @@ use sea_orm::{
 
 use crate::{
     app::AppState,
+    batched_creates::BatchedCreates,
     error::{AppError, AppResult},
     graphql::{
         context::ContextExt,
@@ -258,7 +259,8 @@ where
 /// get. On PostgreSQL the record and its row are one statement on the direct pool
 /// (`audit::insert_in_one_statement`); on SQLite they are `in_transaction`'s transaction. Neither runs
 /// `ActiveModelBehavior` hooks beyond the defaults, and no entity defines any. A unique violation is
-/// CONFLICT with `taken` when given.
+/// CONFLICT with `taken` when given. `batched`, on PostgreSQL, shares that statement with concurrent
+/// creates of the same entity (src/batched_creates.rs).
 pub(crate) async fn audited_create<A>(
     ctx: &async_graphql::Context<'_>,
     kind: EntityKind,
@@ -266,10 +268,11 @@ pub(crate) async fn audited_create<A>(
     record: A,
     event: Option<DomainEvent>,
     taken: Option<&'static str>,
+    batched: Option<&BatchedCreates<A>>,
 ) -> async_graphql::Result<<A::Entity as EntityTrait>::Model>
 where
-    A: ActiveModelTrait + ActiveModelBehavior + Send,
-    <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
+    A: ActiveModelTrait + ActiveModelBehavior + Send + 'static,
+    <A::Entity as EntityTrait>::Model: IntoActiveModel<A> + Send + Sync + 'static,
 {
     let app = ctx.app()?;
     let refused = |error: DbErr| match taken {
@@ -277,8 +280,12 @@ where
         None => AppError::from(error),
     };
     let value = if app.db.get_database_backend() == DbBackend::Postgres {
-        insert_in_one_statement(&app.reads, &ctx.meta(), kind, record)
-            .await
+        let meta = ctx.meta();
+        let inserted = match batched {
+            Some(batched) => batched.insert(&meta, kind, id, record).await,
+            None => insert_in_one_statement(&app.reads, &meta, kind, record).await,
+        };
+        inserted
             .map_err(refused)?
             .ok_or_else(|| AppError::Internal(anyhow::anyhow!("the insert returned no row")))?
     } else {

@@ -308,8 +308,8 @@ impl PatientQuery {
         let actor = ctx.actor()?;
         let id: PatientId = parse_id("id", &id, PatientId::parse)?;
         let app = ctx.app()?;
-        let found = match &app.point_reads {
-            Some(point_reads) => patients::get_coalesced(&point_reads.patients, &actor, id).await?,
+        let found = match &app.coalesced {
+            Some(coalesced) => patients::get_coalesced(&coalesced.patients, &actor, id).await?,
             None => patients::get(&app.reads, &actor, id).await?,
         };
         if let Some(patient) = &found {
@@ -346,8 +346,17 @@ impl PatientMutation {
         let id = uuid::Uuid::now_v7();
         let record = patients::new_record(&actor, id, input)?;
         let event = patient_event(&actor, EventKind::PatientCreated, id);
-        let created =
-            audited_create(ctx, EntityKind::Patient, id, record, Some(event), None).await?;
+        let batched = ctx.app()?.coalesced.as_ref().map(|c| &c.patient_creates);
+        let created = audited_create(
+            ctx,
+            EntityKind::Patient,
+            id,
+            record,
+            Some(event),
+            None,
+            batched,
+        )
+        .await?;
         Ok(created.into())
     }
 

@@ -118,8 +118,8 @@ impl UserQuery {
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
         let actor = ctx.actor()?;
         let app = ctx.app()?;
-        let me = match &app.point_reads {
-            Some(point_reads) => accounts::me_coalesced(&point_reads.users, &actor).await?,
+        let me = match &app.coalesced {
+            Some(coalesced) => accounts::me_coalesced(&coalesced.users, &actor).await?,
             None => accounts::me(&app.reads, &actor).await?,
         };
         Ok(me.into())

@@ -339,24 +339,62 @@ impl Reads {
     }
 
     fn json(&self) -> serde_json::Value {
-        let (ids, entities): (Vec<Uuid>, Vec<Uuid>) = self.rows.iter().copied().unzip();
-        serde_json::json!({
-            "occurred_at": self.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            "user_id": self.user_id,
-            "action": Action::Read.as_str(),
-            "entity_type": self.kind.as_str(),
-            "outcome": Outcome::Success.as_str(),
-            "client_ip": self.client_ip,
-            "request_id": self.request_id,
-            "ids": ids,
-            "entities": entities,
-        })
+        rows_json(
+            self.occurred_at,
+            self.user_id,
+            Action::Read,
+            self.kind,
+            self.client_ip.as_deref(),
+            self.request_id.as_deref(),
+            &self.rows,
+        )
     }
 
     /// An upper bound of the length of `json()`: the fields (a request id has at most 64 characters)
     /// plus two quoted UUIDs and their commas a row.
     fn json_len_bound(&self) -> usize {
         400 + 78 * self.rows.len()
+    }
+}
+
+/// Successful audit rows of one request as one element of `INSERT_FROM_JSON`'s parameter: `rows` are
+/// (row id, id of the record) pairs.
+fn rows_json(
+    occurred_at: DateTime<Utc>,
+    user_id: Option<Uuid>,
+    action: Action,
+    kind: EntityKind,
+    client_ip: Option<&str>,
+    request_id: Option<&str>,
+    rows: &[(Uuid, Uuid)],
+) -> serde_json::Value {
+    let (ids, entities): (Vec<Uuid>, Vec<Uuid>) = rows.iter().copied().unzip();
+    serde_json::json!({
+        "occurred_at": occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "user_id": user_id,
+        "action": action.as_str(),
+        "entity_type": kind.as_str(),
+        "outcome": Outcome::Success.as_str(),
+        "client_ip": client_ip,
+        "request_id": request_id,
+        "ids": ids,
+        "entities": entities,
+    })
+}
+
+impl AuditMeta {
+    /// The SUCCESS row of this request's `action` on one record, as an element of `INSERT_FROM_JSON`'s
+    /// parameter.
+    pub(crate) fn row_json(&self, action: Action, kind: EntityKind, id: Uuid) -> serde_json::Value {
+        rows_json(
+            now(),
+            self.user_id,
+            action,
+            kind,
+            self.client_ip.map(|ip| ip.to_string()).as_deref(),
+            self.request_id.as_deref(),
+            &[(Uuid::now_v7(), id)],
+        )
     }
 }
 
@@ -386,7 +424,7 @@ const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// #4335) and writes a long message as several TLS records: each part after the first then waited for
 /// PostgreSQL's delayed ACK, about 40 ms, which capped the writer (and the readers waiting on it) at
 /// about 12,000 rows a second. One record holds 16 KiB.
-const MAX_STATEMENT_BYTES: usize = 12 * 1024;
+pub(crate) const MAX_STATEMENT_BYTES: usize = 12 * 1024;
 /// Rows of one response stored by one PostgreSQL statement (so its JSON fits `MAX_STATEMENT_BYTES`).
 const MAX_ROWS_PER_PART: usize = 100;
 
@@ -603,7 +641,7 @@ const SQLITE_CHUNKS: [usize; 4] = [64, 16, 4, 1];
 /// On PostgreSQL a batch goes in as one JSON parameter, one element per response with the ids it
 /// returned: one prepared statement whatever the batch size (a multi-row VALUES list was parsed and
 /// planned afresh for every size, and cached per size and connection), and little to parse per row.
-const INSERT_FROM_JSON: &str = r#"INSERT INTO "audit_events"
+pub(crate) const INSERT_FROM_JSON: &str = r#"INSERT INTO "audit_events"
     ("id", "occurred_at", "user_id", "action", "entity_type", "entity_id", "outcome", "client_ip", "request_id")
     SELECT row.id, r.occurred_at, r.user_id, r.action, r.entity_type, row.entity_id, r.outcome, r.client_ip, r.request_id
     FROM json_to_recordset($1::json) AS r(occurred_at timestamptz, user_id uuid, action text,
