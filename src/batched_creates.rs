@@ -8,9 +8,10 @@
 //! each record with its own CREATE audit row. Nothing waits on a timer: a create that finds no
 //! statement out goes at once, alone, as before.
 //!
-//! A statement commits whole or not at all, so when one record of a batch is refused (a constraint,
-//! say), the batch stores nothing and every record of it is then stored on its own, so each caller
-//! gets the answer its own record earns, and no record depends on another caller's.
+//! A statement commits whole or not at all, so when the database refuses one record of a batch (a
+//! constraint, say), the batch stores nothing and every record of it is then stored on its own: each
+//! caller gets the answer its own record earns, and no record depends on another caller's. When the
+//! statement failed below SQL (a lost connection, a timeout), every caller of the batch gets that error.
 
 use std::collections::HashMap;
 
@@ -173,16 +174,28 @@ async fn store_part<A>(
         let rows = json_array(part.iter().map(|create| create.row.as_str()));
         let statement =
             Statement::from_sql_and_values(DbBackend::Postgres, sql, [audit.into(), rows.into()]);
-        if let Ok(stored) = A::Entity::find().from_raw_sql(statement).all(reads).await {
-            let mut by_id: HashMap<Uuid, Model<A>> = stored
-                .into_iter()
-                .map(|model| (id_of(&model), model))
-                .collect();
-            for create in part {
-                // A caller that gave up (its request was cancelled) no longer listens.
-                let _ = create.reply.send(Ok(by_id.remove(&create.id)));
+        match A::Entity::find().from_raw_sql(statement).all(reads).await {
+            Ok(stored) => {
+                let mut by_id: HashMap<Uuid, Model<A>> = stored
+                    .into_iter()
+                    .map(|model| (id_of(&model), model))
+                    .collect();
+                for create in part {
+                    // A caller that gave up (its request was cancelled) no longer listens.
+                    let _ = create.reply.send(Ok(by_id.remove(&create.id)));
+                }
+                return;
             }
-            return;
+            // The database never judged the rows (a lost connection, a timeout): one statement per
+            // record would only make each caller wait as long again.
+            Err(e) if !audit::is_about_the_rows(&e) => {
+                let message = e.to_string();
+                for create in part {
+                    let _ = create.reply.send(Err(DbErr::Custom(message.clone())));
+                }
+                return;
+            }
+            Err(_) => {}
         }
     }
     for create in part {

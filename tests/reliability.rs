@@ -436,40 +436,45 @@ async fn database_connections_cut_mid_run_recover() {
         before.push(create_patient(&client, server.base(), &account.access, n).await);
     }
 
-    // Writes and reads keep coming while the connections are cut.
+    // Writes and reads keep coming while the connections are cut, from several clients at once, so
+    // on PostgreSQL creates also share statements (src/batched_creates.rs) when the cut hits them.
     let stop = Arc::new(AtomicBool::new(false));
-    let load = {
-        let (client, base, token, stop) = (
-            client.clone(),
-            server.base().to_owned(),
-            account.access.clone(),
-            Arc::clone(&stop),
-        );
-        tokio::spawn(async move {
-            let mut log = LoadLog::default();
-            let mut n = 100;
-            while !stop.load(Ordering::SeqCst) {
-                n += 1;
-                let input = json!({ "input": patient_input("Cut", &format!("Over{n}"), 50) });
-                let write = gql(&client, &base, Some(&token), CREATE_PATIENT, input).await;
-                if let Some(reply) = log.note(write) {
-                    log.acknowledged
-                        .push(string(&reply.body["data"]["createPatient"]["id"]));
+    let loads: Vec<_> = (0..6)
+        .map(|worker| {
+            let (client, base, token, stop) = (
+                client.clone(),
+                server.base().to_owned(),
+                account.access.clone(),
+                Arc::clone(&stop),
+            );
+            tokio::spawn(async move {
+                let mut log = LoadLog::default();
+                let mut n = 100 + worker * 100_000;
+                while !stop.load(Ordering::SeqCst) {
+                    n += 1;
+                    let input = json!({ "input": patient_input("Cut", &format!("Over{n}"), 50) });
+                    let write = gql(&client, &base, Some(&token), CREATE_PATIENT, input).await;
+                    if let Some(reply) = log.note(write) {
+                        log.acknowledged
+                            .push(string(&reply.body["data"]["createPatient"]["id"]));
+                    }
+                    if worker == 0 {
+                        let read = gql(
+                            &client,
+                            &base,
+                            Some(&token),
+                            LIST_PATIENTS,
+                            json!({ "first": 100 }),
+                        )
+                        .await;
+                        log.note(read);
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
-                let read = gql(
-                    &client,
-                    &base,
-                    Some(&token),
-                    LIST_PATIENTS,
-                    json!({ "first": 100 }),
-                )
-                .await;
-                log.note(read);
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            log
+                log
+            })
         })
-    };
+        .collect();
 
     let admin = sea_orm::Database::connect(&admin_url)
         .await
@@ -516,7 +521,15 @@ async fn database_connections_cut_mid_run_recover() {
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop.store(true, Ordering::SeqCst);
-    let log = load.await.expect("the load task");
+    let mut log = LoadLog::default();
+    for load in loads {
+        let part = load.await.expect("a load task");
+        log.acknowledged.extend(part.acknowledged);
+        log.answered += part.answered;
+        log.failed.extend(part.failed);
+        log.unanswered.extend(part.unanswered);
+        log.slowest = log.slowest.max(part.slowest);
+    }
     eprintln!(
         "{terminated} connections cut; {} requests answered ({} failed, slowest {:?}), {} writes acknowledged; recovered after {recovered_after:?}",
         log.answered,

@@ -621,7 +621,7 @@ fn statements(backend: DbBackend, pending: Vec<Reads>) -> Vec<Vec<Reads>> {
 /// True when the database refused the rows themselves (a constraint, a value it cannot store), which
 /// no retry can fix. Anything else (a refused or lost connection, a timeout, a restart, revoked access)
 /// may pass, so the rows wait.
-fn is_about_the_rows(err: &DbErr) -> bool {
+pub(crate) fn is_about_the_rows(err: &DbErr) -> bool {
     use sea_orm::{RuntimeErr, sqlx::error::ErrorKind};
     match err {
         DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
