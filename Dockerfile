@@ -22,7 +22,8 @@ COPY Cargo.toml Cargo.lock ./
 # Build-time settings (jemalloc's options, see .cargo/config.toml).
 COPY .cargo ./.cargo
 COPY migration ./migration
-# Cargo loads every workspace member, so the benchmark's manifest and sources come too (not built).
+# Cargo loads every workspace member, so the benchmark's manifest and sources come too (not built);
+# bench/link-order.txt is the release binary's link order (src/build.rs).
 COPY bench ./bench
 COPY src ./src
 COPY assets ./assets

@@ -215,6 +215,17 @@ fn dockerfile_copies_every_workspace_member() {
             "the Dockerfile does not copy workspace member {member}"
         );
     }
+    // The build script and the link order it hands the linker (src/build.rs) must be in the context.
+    assert!(
+        manifest
+            .lines()
+            .any(|l| l.trim() == r#"build = "src/build.rs""#),
+        "Cargo.toml names src/build.rs as the build script"
+    );
+    assert!(
+        dockerfile.lines().any(|l| l.trim() == "COPY src ./src"),
+        "the Dockerfile must copy src/ (sources and the build script)"
+    );
     // The build settings there (jemalloc's options) belong in the image's binary too.
     assert!(
         dockerfile
