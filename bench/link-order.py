@@ -2,6 +2,7 @@
 """Writes the release server's link order (bench/link-order.txt) from callgrind profiles.
 
 Usage: link-order.py BINARY OUTPUT PROFILE...
+       link-order.py --check BINARY LIST   (does BINARY have every function LIST names?)
 
 BINARY is the server built without a link order (MEDGRAPH_LINK_ORDER=off), the one profiled. Every
 function of it that a profiled server executed is listed once: first those a PostgreSQL server ran,
@@ -39,15 +40,35 @@ def executed(profile, binary):
     return seen
 
 
-def main():
-    if len(sys.argv) < 4:
-        sys.exit(__doc__)
-    binary, output, profiles = os.path.realpath(sys.argv[1]), sys.argv[2], sys.argv[3:]
+def function_addresses(binary):
+    """Each function symbol of `binary` with its address."""
     symbols = subprocess.run(["nm", binary], capture_output=True, text=True, check=True).stdout
     address = {}
     for fields in (line.split() for line in symbols.splitlines()):
         if len(fields) == 3 and fields[1] in "tTwW":
             address.setdefault(fields[2], int(fields[0], 16))
+    return address
+
+
+def check(binary, order_file):
+    """Exits 1 unless `binary` has every function the list names (else its build differs)."""
+    with open(order_file) as lines:
+        order = lines.read().split()
+    address = function_addresses(binary)
+    missing = [name for name in order if name not in address]
+    print(f"{binary}: has {len(order) - len(missing)} of the {len(order)} functions listed")
+    if missing:
+        sys.exit("the list does not match this build (other features or settings?); regenerate it")
+
+
+def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--check":
+        check(sys.argv[2], sys.argv[3])
+        return
+    if len(sys.argv) < 4:
+        sys.exit(__doc__)
+    binary, output, profiles = os.path.realpath(sys.argv[1]), sys.argv[2], sys.argv[3:]
+    address = function_addresses(binary)
     # callgrind writes `NAME.PID` at exit and `NAME.PID.N` for each dump: one server's are one set.
     by_server = {}
     for profile in profiles:
