@@ -8,7 +8,8 @@
 # binary no longer has is skipped); a change to medgraph's own code keeps most names.
 #
 # Needs valgrind (callgrind_control), python3, nm and a PostgreSQL role that may create databases
-# (BENCH_DATABASE_URL, as for the benchmark). Takes about 5 minutes beside two release builds.
+# (BENCH_DATABASE_URL, as for the benchmark). Takes about 10 minutes: two release builds and the
+# quick run.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
