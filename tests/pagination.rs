@@ -4,6 +4,7 @@ mod common;
 use std::collections::HashSet;
 
 use common::*;
+use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 
 const PATIENTS_PAGE: &str =
@@ -215,6 +216,84 @@ scenario!(
         assert_eq!(empty["nodes"], json!([]), "{empty}");
         assert_eq!(empty["totalCount"], 4, "{empty}");
         assert_eq!(empty["pageInfo"]["endCursor"], Value::Null);
+    }
+);
+
+scenario!(
+    the_total_kept_by_the_database_follows_every_write,
+    |app| async move {
+        // An unfiltered list reads its totalCount from users.patient_count (kept by triggers); a
+        // filtered one counts. Both must agree after single, concurrent and refused creates, deletes,
+        // and a deleted account's cascade.
+        let totals = |token: String| {
+            let app = &app;
+            async move {
+                let stored = patients_page(app, &token, json!({ "first": 1 })).await;
+                let counted = patients_page(
+                    app,
+                    &token,
+                    json!({ "first": 1, "filter": { "minAge": 0 } }),
+                )
+                .await;
+                (stored["totalCount"].clone(), counted["totalCount"].clone())
+            }
+        };
+        let user = app.signed_in_user().await;
+        let other = app.signed_in_user().await;
+        assert_eq!(totals(user.access.clone()).await, (json!(0), json!(0)));
+
+        let mut mine = Vec::new();
+        for i in 0..6 {
+            mine.push(
+                app.create_patient(
+                    &user.access,
+                    patient_input("Kept", &format!("Count{i}"), 40),
+                )
+                .await,
+            );
+        }
+        app.create_patient(&other.access, patient_input("Other", "Count", 40))
+            .await;
+        let create =
+            "mutation($input: CreatePatientInput!) { createPatient(input: $input) { id } }";
+        // Concurrent creates share statements on PostgreSQL (several records, one trigger run).
+        let concurrent = app
+            .gql_concurrently(
+                12,
+                Some(&user.access),
+                create,
+                json!({ "input": patient_input("Same", "Moment", 50) }),
+            )
+            .await;
+        assert!(concurrent.iter().all(|r| r.errors().is_empty()));
+        app.gql(
+            Some(&user.access),
+            create,
+            json!({ "input": patient_input("", "Refused", 50) }),
+        )
+        .await
+        .assert_bad_input("firstName");
+        for id in &mine[..2] {
+            let deleted = app
+                .gql(
+                    Some(&user.access),
+                    "mutation($id: ID!) { deletePatient(id: $id) }",
+                    json!({ "id": id }),
+                )
+                .await;
+            assert!(deleted.errors().is_empty(), "{:?}", deleted.errors());
+        }
+        assert_eq!(totals(user.access.clone()).await, (json!(16), json!(16)));
+        assert_eq!(totals(other.access.clone()).await, (json!(1), json!(1)));
+
+        // The account goes with its patients (ON DELETE CASCADE): the triggers must not stand in
+        // the way, and the other user's count is untouched.
+        let gone: uuid::Uuid = user.user_id.parse().expect("a UUID");
+        medgraph::entities::user::Entity::delete_by_id(gone)
+            .exec(&app.state.db)
+            .await
+            .expect("delete the account with its patients");
+        assert_eq!(totals(other.access.clone()).await, (json!(1), json!(1)));
     }
 );
 

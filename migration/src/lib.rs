@@ -1,5 +1,6 @@
-//! Schema migrations for medgraph: one table per migration, each reversible, each running unchanged on
-//! SQLite and PostgreSQL (the `schema::` helpers pick the column types per backend).
+//! Schema migrations for medgraph: each reversible, each running on SQLite and PostgreSQL (the
+//! `schema::` helpers pick the column types per backend; the patient-count triggers are written for
+//! each).
 
 pub use sea_orm_migration::prelude::*;
 
@@ -13,6 +14,7 @@ mod m20261122_000007_add_login_throttling_to_users;
 mod m20261122_000008_add_version_to_patients;
 mod m20261122_000009_add_search_text;
 mod m20261201_000010_case_insensitive_email_indexes;
+mod m20261202_000011_patient_counts;
 
 pub struct Migrator;
 
@@ -30,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000008_add_version_to_patients::Migration),
             Box::new(m20261122_000009_add_search_text::Migration),
             Box::new(m20261201_000010_case_insensitive_email_indexes::Migration),
+            Box::new(m20261202_000011_patient_counts::Migration),
         ]
     }
 }

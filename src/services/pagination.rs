@@ -196,6 +196,24 @@ where
     E::Model: Sync,
     C: ColumnTrait,
 {
+    fetch_page_counted_by(db, select, keyset, page, key_of, None).await
+}
+
+/// `fetch_page` for a list whose length the database keeps (`stored_total`, a scalar expression
+/// such as the owner's `patient_count`), read instead of counting the list; `None` counts.
+pub async fn fetch_page_counted_by<E, C>(
+    db: &impl ConnectionTrait,
+    select: Select<E>,
+    keyset: Keyset<'_, C, E::Column>,
+    page: &PageRequest,
+    key_of: impl Fn(&E::Model) -> (SortKey, Uuid),
+    stored_total: Option<Expr>,
+) -> AppResult<Page<E::Model>>
+where
+    E: EntityTrait,
+    E::Model: Sync,
+    C: ColumnTrait,
+{
     let Keyset {
         sort,
         id,
@@ -229,12 +247,21 @@ where
         .limit(page.first + 1);
     let (mut rows, mut total_count) = match &whole_list {
         Some(whole_list) => {
-            let count = Query::select()
-                .expr(Expr::cust("COUNT(*)"))
-                .from_subquery(whole_list.clone().into_query(), "counted")
-                .to_owned();
+            let total = match &stored_total {
+                Some(stored) => stored.clone(),
+                None => Expr::SubQuery(
+                    None,
+                    Box::new(
+                        Query::select()
+                            .expr(Expr::cust("COUNT(*)"))
+                            .from_subquery(whole_list.clone().into_query(), "counted")
+                            .to_owned()
+                            .into(),
+                    ),
+                ),
+            };
             let rows = query
-                .expr_as(Expr::SubQuery(None, Box::new(count.into())), LIST_TOTAL)
+                .expr_as(total, LIST_TOTAL)
                 .into_model::<Counted<E::Model>>()
                 .all(db)
                 .await?;

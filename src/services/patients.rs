@@ -4,19 +4,19 @@
 use chrono::NaiveDate;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, QueryTrait, Select, Set,
-    sea_query::{DeleteStatement, Expr, ExprTrait, LikeExpr, Query, UpdateStatement},
+    sea_query::{Alias, DeleteStatement, Expr, ExprTrait, LikeExpr, Query, UpdateStatement},
 };
 use uuid::Uuid;
 
 use crate::{
     auth::Actor,
     domain::{BirthDate, Gender, OptionalText, PatientId, PersonName, birth_date_for_age},
-    entities::patient,
+    entities::{patient, user},
     error::{AppError, AppResult, Validator},
     point_reads::ByIdReads,
     services::{
         like_pattern, now,
-        pagination::{Keyset, Page, PageRequest, SortKey, fetch_page},
+        pagination::{Keyset, Page, PageRequest, SortKey, fetch_page_counted_by},
         search_text,
     },
 };
@@ -65,6 +65,16 @@ pub struct PatientFilter {
     pub gender: Option<Gender>,
     pub min_age: Option<i32>,
     pub max_age: Option<i32>,
+}
+
+impl PatientFilter {
+    /// No condition at all: the list is all of the owner's patients.
+    fn is_empty(&self) -> bool {
+        self.search.is_none()
+            && self.gender.is_none()
+            && self.min_age.is_none()
+            && self.max_age.is_none()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -374,11 +384,12 @@ pub async fn list(
     descending: bool,
     page: &PageRequest,
 ) -> AppResult<Page<patient::Model>> {
+    let stored_total = filter.is_empty().then(|| stored_count(actor));
     let select = filtered(owned(actor), filter)?;
     let ordering = format!("{sort:?}:{}", if descending { "DESC" } else { "ASC" });
     match sort {
         PatientSort::CreatedAt => {
-            fetch_page(
+            fetch_page_counted_by(
                 db,
                 select,
                 Keyset {
@@ -389,11 +400,12 @@ pub async fn list(
                 },
                 page,
                 |p| (SortKey::Time(p.created_at), p.id),
+                stored_total,
             )
             .await
         }
         PatientSort::LastName => {
-            fetch_page(
+            fetch_page_counted_by(
                 db,
                 select,
                 Keyset {
@@ -404,12 +416,13 @@ pub async fn list(
                 },
                 page,
                 |p| (SortKey::Text(p.last_name.clone()), p.id),
+                stored_total,
             )
             .await
         }
         // Older means an earlier birth date: ascending age is descending birth date.
         PatientSort::Age => {
-            fetch_page(
+            fetch_page_counted_by(
                 db,
                 select,
                 Keyset {
@@ -420,10 +433,27 @@ pub async fn list(
                 },
                 page,
                 |p| (SortKey::Date(p.birth_date), p.id),
+                stored_total,
             )
             .await
         }
     }
+}
+
+/// The caller's `users.patient_count`, which the database's triggers keep equal to the number of
+/// patients they own (migration `m20261202_000011_patient_counts`).
+fn stored_count(actor: &Actor) -> Expr {
+    Expr::SubQuery(
+        None,
+        Box::new(
+            Query::select()
+                .column(Alias::new("patient_count"))
+                .from(user::Entity)
+                .and_where(user::Column::Id.eq(actor.user_id.0))
+                .to_owned()
+                .into(),
+        ),
+    )
 }
 
 fn owned(actor: &Actor) -> Select<patient::Entity> {
