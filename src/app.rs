@@ -223,6 +223,8 @@ pub struct HttpShared {
     pub documents: Arc<graphql::documents::DocumentCache>,
     /// The APQ store both schemas use: a GET naming a stored hash is checked like a GET with its text.
     pub persisted_queries: graphql::PersistedQueryStore,
+    /// Answers to repeated patient lists (`None` when `RESPONSE_CACHE_BYTES=0`).
+    pub response_cache: Option<graphql::response_cache::ResponseCache>,
     pub state: AppState,
 }
 
@@ -239,6 +241,11 @@ pub fn router(state: AppState) -> Router {
         state.clone(),
         persisted_queries.clone(),
         documents.clone(),
+    );
+    let response_cache = graphql::response_cache::ResponseCache::new(
+        config.response_cache_bytes,
+        state.reads.clone(),
+        state.coalesced.is_some(),
     );
     let request_id = HeaderName::from_static("x-request-id");
     let mut router = Router::new()
@@ -257,6 +264,7 @@ pub fn router(state: AppState) -> Router {
             introspection_schema,
             documents,
             persisted_queries,
+            response_cache,
             state,
         })))
         .layer(DefaultBodyLimit::max(config.limits.max_body_bytes))

@@ -33,6 +33,7 @@ pub const ENV_VARS: &[&str] = &[
     "TRUSTED_PROXIES",
     "CORS_ALLOWED_ORIGINS",
     "EVENTS_LISTEN_LINGER",
+    "RESPONSE_CACHE_BYTES",
 ];
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://medgraph.db?mode=rwc";
@@ -177,9 +178,14 @@ pub struct Config {
     /// PostgreSQL: how long the instance keeps LISTENing for change events after its last subscription
     /// ended (it listens again when the next one starts).
     pub events_listen_linger: Duration,
+    /// Memory for answers to repeated patient lists, checked against the database's stamps before
+    /// each use (`graphql::response_cache`); 0 turns the cache off.
+    pub response_cache_bytes: usize,
 }
 
 pub const DEFAULT_EVENTS_LISTEN_LINGER: Duration = Duration::from_secs(30);
+/// About a hundred first pages of 20 patients with their doctors.
+pub const DEFAULT_RESPONSE_CACHE_BYTES: usize = 2 * 1024 * 1024;
 
 /// One line naming the variable and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
@@ -426,8 +432,17 @@ impl Config {
         let events_listen_linger =
             duration(&get, "EVENTS_LISTEN_LINGER", DEFAULT_EVENTS_LISTEN_LINGER)?;
 
+        let response_cache_bytes = number(
+            &get,
+            "RESPONSE_CACHE_BYTES",
+            DEFAULT_RESPONSE_CACHE_BYTES,
+            0,
+            1024 * 1024 * 1024,
+        )?;
+
         Ok(Config {
             events_listen_linger,
+            response_cache_bytes,
             introspection,
             limits,
             abuse,
@@ -470,6 +485,7 @@ impl Config {
             trusted_proxies: Vec::new(),
             cors_allowed_origins: Vec::new(),
             events_listen_linger: DEFAULT_EVENTS_LISTEN_LINGER,
+            response_cache_bytes: DEFAULT_RESPONSE_CACHE_BYTES,
         }
     }
 

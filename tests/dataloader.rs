@@ -5,10 +5,11 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 
-/// Runs the query and returns its data and the number of SQL statements it caused.
+/// Runs the query (computed, not answered by the response cache) and returns its data and the
+/// number of SQL statements it caused.
 async fn counted(app: &TestApp, token: &str, query: &str, variables: Value) -> (Value, u64) {
     let before = app.state.sql_statement_count();
-    let response = app.gql(Some(token), query, variables).await;
+    let response = app.gql_fresh(Some(token), query, variables).await;
     let after = app.state.sql_statement_count();
     (response.data().clone(), after - before)
 }

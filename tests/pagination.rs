@@ -179,7 +179,7 @@ scenario!(
             let token = user.access.clone();
             async move {
                 let before = app.state.sql_statement_count();
-                let response = app.gql(Some(&token), query, variables).await;
+                let response = app.gql_fresh(Some(&token), query, variables).await;
                 let after = app.state.sql_statement_count();
                 (response.data()["patients"].clone(), after - before)
             }

@@ -37,11 +37,13 @@ impl Connection {
         Ok(Self { sender })
     }
 
-    /// POSTs a GraphQL request body; returns the status and the whole response body.
+    /// POSTs a GraphQL request body; returns the status and the whole response body. `computed`
+    /// asks for an answer computed afresh (`Cache-Control: no-cache`).
     pub async fn post(
         &mut self,
         body: Bytes,
         token: Option<&str>,
+        computed: bool,
     ) -> anyhow::Result<(StatusCode, Bytes)> {
         self.sender.ready().await?;
         let mut request = Request::post("/graphql")
@@ -49,6 +51,9 @@ impl Connection {
             .header(header::CONTENT_TYPE, "application/json");
         if let Some(token) = token {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if computed {
+            request = request.header(header::CACHE_CONTROL, "no-cache");
         }
         let response = self
             .sender
@@ -71,6 +76,10 @@ pub enum Outcome {
 pub trait Session: Send {
     /// The next request body and bearer token.
     fn next_request(&mut self) -> (Bytes, Option<Arc<str>>);
+    /// Whether its requests ask for answers computed afresh, past the server's response cache.
+    fn computed(&self) -> bool {
+        false
+    }
     /// Judges the answer to the request `next_request` returned last.
     fn check(&mut self, status: StatusCode, body: &[u8]) -> Outcome;
     /// A request that leaves the data as it was before the run (e.g. removes a pending assignment).
@@ -223,7 +232,7 @@ async fn drive(addr: SocketAddr, mut session: Box<dyn Session>, window: Window) 
         };
         let (body, token) = session.next_request();
         let started = Instant::now();
-        let result = conn.post(body, token.as_deref()).await;
+        let result = conn.post(body, token.as_deref(), session.computed()).await;
         let done = Instant::now();
         let outcome = match result {
             Ok((status, body)) => session.check(status, &body),
@@ -237,7 +246,7 @@ async fn drive(addr: SocketAddr, mut session: Box<dyn Session>, window: Window) 
         }
     }
     if let (Some(conn), Some((body, token))) = (&mut connection, session.cleanup())
-        && let Ok((status, answer)) = conn.post(body, token.as_deref()).await
+        && let Ok((status, answer)) = conn.post(body, token.as_deref(), true).await
     {
         let _ = session.check(status, &answer);
     }

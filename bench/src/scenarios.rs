@@ -55,9 +55,12 @@ pub enum Scenario {
     Typename,
     /// (a) `patients(first: 20)` with each patient's doctors and `totalCount`.
     List,
-    /// (a) at one connection: latency without queueing.
+    /// (a) with `Cache-Control: no-cache`: every list computed, none answered by the response cache.
+    ListComputed,
+    /// (a) at one connection, computed: latency without queueing.
     ListOneConnection,
-    /// (a) without `doctors`, at one connection: the difference is what the nested level costs.
+    /// (a) without `doctors`, at one connection, computed: the difference is what the nested level
+    /// costs.
     ListPlainOneConnection,
     /// (b) `patient(id)`.
     Patient,
@@ -76,9 +79,10 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 11] = [
+    pub const ALL: [Scenario; 12] = [
         Scenario::Typename,
         Scenario::List,
+        Scenario::ListComputed,
         Scenario::ListOneConnection,
         Scenario::ListPlainOneConnection,
         Scenario::Patient,
@@ -95,6 +99,7 @@ impl Scenario {
         match self {
             Scenario::Typename => "typename",
             Scenario::List => "a",
+            Scenario::ListComputed => "ac",
             Scenario::ListOneConnection => "a1",
             Scenario::ListPlainOneConnection => "a0",
             Scenario::Patient => "b",
@@ -111,8 +116,9 @@ impl Scenario {
         match self {
             Scenario::Typename => "{ __typename }",
             Scenario::List => "(a) patients(first: 20) + doctors + totalCount",
-            Scenario::ListOneConnection => "(a) at 1 connection",
-            Scenario::ListPlainOneConnection => "(a) without doctors, at 1 connection",
+            Scenario::ListComputed => "(a) computed each time (Cache-Control: no-cache)",
+            Scenario::ListOneConnection => "(a) computed, at 1 connection",
+            Scenario::ListPlainOneConnection => "(a) computed without doctors, at 1 connection",
             Scenario::Patient => "(b) patient(id)",
             Scenario::Create => "(c) createPatient",
             Scenario::AssignUnassign => "(d) assignDoctor / unassignDoctor",
@@ -125,6 +131,16 @@ impl Scenario {
 
     pub fn parse(key: &str) -> Option<Scenario> {
         Scenario::ALL.into_iter().find(|s| s.key() == key)
+    }
+
+    /// Whether its requests ask for a computed answer (`Cache-Control: no-cache`) rather than one the
+    /// server's response cache may give: the doctors level at one connection is measured computed,
+    /// as that is where a DataLoader delay would show.
+    pub fn computed(self) -> bool {
+        matches!(
+            self,
+            Scenario::ListComputed | Scenario::ListOneConnection | Scenario::ListPlainOneConnection
+        )
     }
 
     /// Logins need the authentication rate limit raised; the others run at production settings.
@@ -152,6 +168,7 @@ enum Op {
 /// The session of one connection: picks requests for its scenario and keeps the state between them.
 struct Script {
     fixture: Arc<Fixture>,
+    computed: bool,
     mix: &'static [(Op, u32)],
     rng: SmallRng,
     connection: usize,
@@ -177,7 +194,7 @@ const READS_AND_WRITES: &[(Op, u32)] = &[
 fn mix_of(scenario: Scenario) -> &'static [(Op, u32)] {
     match scenario {
         Scenario::Typename => &[(Op::Typename, 1)],
-        Scenario::List | Scenario::ListOneConnection => &[(Op::List, 1)],
+        Scenario::List | Scenario::ListComputed | Scenario::ListOneConnection => &[(Op::List, 1)],
         Scenario::ListPlainOneConnection => &[(Op::ListPlain, 1)],
         Scenario::Patient | Scenario::ReadsDuringLogins => &[(Op::Patient, 1)],
         Scenario::Create => &[(Op::Create, 1)],
@@ -196,6 +213,7 @@ pub fn sessions(scenario: Scenario, fixture: Arc<Fixture>, seed: u64) -> Session
         let pair_patient = rng.random_range(0..fixture.patient_ids.len().max(1));
         Box::new(Script {
             fixture: fixture.clone(),
+            computed: scenario.computed(),
             mix,
             rng,
             connection,
@@ -392,6 +410,10 @@ impl Session for Script {
         self.request(op)
     }
 
+    fn computed(&self) -> bool {
+        self.computed
+    }
+
     fn check(&mut self, status: StatusCode, body: &[u8]) -> Outcome {
         let data = match judge(status, body) {
             Ok(data) => data,
@@ -435,7 +457,7 @@ pub async fn call(
     query: &str,
     variables: Value,
 ) -> anyhow::Result<Value> {
-    let (status, answer) = conn.post(body(query, variables), token).await?;
+    let (status, answer) = conn.post(body(query, variables), token, false).await?;
     let parsed: Value = serde_json::from_slice(&answer)
         .with_context(|| format!("HTTP {status}: {}", String::from_utf8_lossy(&answer)))?;
     if parsed.get("errors").is_some() || status != StatusCode::OK {

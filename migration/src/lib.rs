@@ -1,6 +1,6 @@
 //! Schema migrations for medgraph: each reversible, each running on SQLite and PostgreSQL (the
-//! `schema::` helpers pick the column types per backend; the patient-count triggers are written for
-//! each).
+//! `schema::` helpers pick the column types per backend; the triggers of the patient counts and
+//! the response stamps are written for each).
 
 pub use sea_orm_migration::prelude::*;
 
@@ -15,6 +15,7 @@ mod m20261122_000008_add_version_to_patients;
 mod m20261122_000009_add_search_text;
 mod m20261201_000010_case_insensitive_email_indexes;
 mod m20261202_000011_patient_counts;
+mod m20261202_000012_response_stamps;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000009_add_search_text::Migration),
             Box::new(m20261201_000010_case_insensitive_email_indexes::Migration),
             Box::new(m20261202_000011_patient_counts::Migration),
+            Box::new(m20261202_000012_response_stamps::Migration),
         ]
     }
 }

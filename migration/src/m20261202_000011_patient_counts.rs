@@ -8,7 +8,7 @@ pub struct Migration;
 /// patient of its owner on every request (a quarter of a PostgreSQL list's cost at 1,000 patients,
 /// and growing with the list). Triggers rather than application code, so every writer (the batched
 /// creates, cascades from a deleted account, a script) keeps it true, inside the writer's transaction.
-const POSTGRES_UP: [&str; 6] = [
+pub(crate) const POSTGRES_UP: [&str; 6] = [
     // Statement-level with transition tables: a batched insert of 16 patients updates each owner once.
     // Owners are updated in id order, so two concurrent batches never wait on each other in a cycle.
     r#"CREATE FUNCTION medgraph_patients_added() RETURNS trigger LANGUAGE plpgsql AS $$

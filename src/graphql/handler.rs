@@ -21,8 +21,9 @@ use crate::{
     graphql::{
         context::{Caller, RequestData},
         loaders::Loaders,
+        response_cache::{self, Lookup},
     },
-    services::audit::AuditMeta,
+    services::audit::{AuditMeta, ReadCapture},
 };
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -225,6 +226,7 @@ async fn execute(
     peer: SocketAddr,
 ) -> Response {
     let mut document_names = Vec::new();
+    let mut cacheable = false;
     for request in batch.iter_mut() {
         match http.documents.check(&request.query) {
             Ok(checked) if checked.info.introspects && !http.state.config.introspection => {
@@ -238,6 +240,7 @@ async fn execute(
                 if let Some(document) = &checked.document {
                     request.set_parsed_query(document.clone());
                 }
+                cacheable = checked.info.cacheable;
                 document_names.push((
                     checked.info.operation_name.clone(),
                     checked.info.introspection_only,
@@ -253,23 +256,15 @@ async fn execute(
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let meta = AuditMeta {
+    let mut meta = AuditMeta {
         user_id: match caller {
             Caller::Authenticated(actor) => Some(actor.user_id.0),
             _ => None,
         },
         client_ip: Some(client_ip),
         request_id,
+        read_capture: None,
     };
-    let loaders = match caller {
-        Caller::Authenticated(actor) => Loaders::for_actor(&http.state, actor, meta.clone()),
-        _ => Loaders::default(),
-    };
-    let batch = batch.data(RequestData {
-        caller,
-        loaders,
-        meta,
-    });
     let operation = match &batch {
         BatchRequest::Single(r) => crate::observability::operation_label(
             r.operation_name
@@ -283,6 +278,52 @@ async fn execute(
         _ => None,
     };
     let started = std::time::Instant::now();
+
+    // A single query of a signed-in caller whose document the response cache keeps.
+    let mut pending = None;
+    if let (Some(cache), Caller::Authenticated(actor), BatchRequest::Single(request)) =
+        (&http.response_cache, caller, &batch)
+        && cacheable
+        && request.extensions.is_empty()
+        && response_cache::allowed_by(headers)
+    {
+        match cache.lookup(&actor, request).await {
+            Some(Lookup::Hit(entry)) => {
+                for run in entry.reads.chunk_by(|a, b| a.0 == b.0) {
+                    http.state
+                        .audit
+                        .reads(&meta, run[0].0, run.iter().map(|(_, id)| *id))
+                        .await;
+                }
+                let elapsed = started.elapsed();
+                crate::observability::record_request(&operation, elapsed, std::iter::empty());
+                tracing::info!(
+                    operation,
+                    user_id = user_id.as_deref().unwrap_or("-"),
+                    duration_ms = elapsed.as_secs_f64() * 1000.0,
+                    errors = 0,
+                    cache = "hit",
+                    "graphql request"
+                );
+                return cache_response(entry.body.clone(), headers, "HIT");
+            }
+            Some(Lookup::Miss(miss)) => {
+                meta.read_capture = Some(ReadCapture::default());
+                pending = Some(miss);
+            }
+            None => {}
+        }
+    }
+    let capture = meta.read_capture.clone();
+    let loaders = match caller {
+        Caller::Authenticated(actor) => Loaders::for_actor(&http.state, actor, meta.clone()),
+        _ => Loaders::default(),
+    };
+    let batch = batch.data(RequestData {
+        caller,
+        loaders,
+        meta,
+    });
     let schema = if document_names
         .iter()
         .all(|(_, introspection_only)| *introspection_only)
@@ -305,10 +346,23 @@ async fn execute(
         user_id = user_id.as_deref().unwrap_or("-"),
         duration_ms = elapsed.as_secs_f64() * 1000.0,
         errors = codes.len(),
+        cache = if pending.is_some() { "miss" } else { "-" },
         "graphql request"
     );
     if let Some(request_id) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
         tag_internal_errors(&mut response, request_id);
+    }
+    if let (Some(pending), Some(cache), BatchResponse::Single(r)) =
+        (pending, &http.response_cache, &response)
+        && r.errors.is_empty()
+        && let Ok(body) = serde_json::to_vec(r)
+    {
+        let body = Bytes::from(body);
+        let reads = capture
+            .and_then(|capture| capture.lock().ok().map(|mut c| std::mem::take(&mut *c)))
+            .unwrap_or_default();
+        cache.store(pending, body.clone(), reads);
+        return cache_response(body, headers, "MISS");
     }
     match response {
         BatchResponse::Single(r) if is_request_error(&r) => {
@@ -475,20 +529,34 @@ fn json_response(
     headers: &HeaderMap,
 ) -> Response {
     match serde_json::to_vec(body) {
-        Ok(bytes) => (
-            status,
-            [(
-                header::CONTENT_TYPE,
-                format!("{}; charset=utf-8", response_content_type(headers)),
-            )],
-            bytes,
-        )
-            .into_response(),
+        Ok(bytes) => bytes_response(status, Bytes::from(bytes), headers),
         Err(e) => {
             tracing::error!(error = %e, "could not serialize a GraphQL response");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
+}
+
+fn bytes_response(status: StatusCode, body: Bytes, headers: &HeaderMap) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            format!("{}; charset=utf-8", response_content_type(headers)),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// A successful answer of a request the response cache handles; `X-Cache` says whether it was kept
+/// from before (for operators and tests).
+fn cache_response(body: Bytes, headers: &HeaderMap, cache: &'static str) -> Response {
+    let mut response = bytes_response(StatusCode::OK, body, headers);
+    response
+        .headers_mut()
+        .insert("x-cache", HeaderValue::from_static(cache));
+    response
 }
 
 /// A request that never reached execution: an `errors` list and no `data` key.

@@ -97,6 +97,8 @@ pub struct DocumentInfo {
     pub introspects: bool,
     /// Whether its operations select only `__schema`, `__type` and `__typename` (schema tooling).
     pub introspection_only: bool,
+    /// Whether the response cache may keep its answers (`response_cache::cacheable`).
+    pub cacheable: bool,
 }
 
 /// A document that passed the limits: what the handler needs, and the parsed document for the executor
@@ -147,6 +149,7 @@ pub fn check(query: &str, max_tokens: usize, max_aliases: usize) -> Result<Check
         operation_name,
         introspects: introspects(&document),
         introspection_only,
+        cacheable: crate::graphql::response_cache::cacheable(&document),
     };
     Ok(Checked {
         info,

@@ -9,6 +9,7 @@ pub mod limits;
 pub mod loaders;
 pub mod pagination;
 pub mod query_string;
+pub mod response_cache;
 pub mod scalars;
 pub mod subscriptions;
 

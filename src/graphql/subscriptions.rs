@@ -232,6 +232,7 @@ pub async fn websocket(
                         user_id: Some(actor.user_id.0),
                         client_ip: Some(client_ip),
                         request_id,
+                        read_capture: None,
                     };
                     let mut data = Data::default();
                     data.insert(RequestData {

@@ -125,7 +125,12 @@ pub struct AuditMeta {
     pub user_id: Option<Uuid>,
     pub client_ip: Option<IpAddr>,
     pub request_id: Option<String>,
+    /// Set while a response may be kept by the response cache: the records each READ row named, so
+    /// a later answer from the cache writes the same rows.
+    pub read_capture: Option<ReadCapture>,
 }
+
+pub type ReadCapture = Arc<std::sync::Mutex<Vec<(EntityKind, Uuid)>>>;
 
 impl AuditMeta {
     pub fn row(
@@ -475,6 +480,11 @@ impl AuditSink {
         let rows: Vec<_> = ids.into_iter().map(|id| (Uuid::now_v7(), id)).collect();
         if rows.is_empty() {
             return;
+        }
+        if let Some(capture) = &meta.read_capture
+            && let Ok(mut captured) = capture.lock()
+        {
+            captured.extend(rows.iter().map(|(_, id)| (kind, *id)));
         }
         let reads = Reads {
             occurred_at: now(),

@@ -241,12 +241,37 @@ impl TestApp {
 
     /// POSTs a GraphQL request to `/graphql`.
     pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> GqlResponse {
+        self.gql_with_headers(token, query, variables, &[]).await
+    }
+
+    /// POSTs a GraphQL request computed afresh (`Cache-Control: no-cache`), for tests that count
+    /// what computing it costs.
+    pub async fn gql_fresh(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> GqlResponse {
+        self.gql_with_headers(token, query, variables, &[("cache-control", "no-cache")])
+            .await
+    }
+
+    pub async fn gql_with_headers(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+        headers: &[(&str, &str)],
+    ) -> GqlResponse {
         let mut request = self
             .client
             .post(self.url("/graphql"))
             .json(&json!({ "query": query, "variables": variables }));
         if let Some(token) = token {
             request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         GqlResponse::read(request.send().await.expect("send the GraphQL request")).await
     }
