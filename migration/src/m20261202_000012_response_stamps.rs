@@ -188,12 +188,24 @@ impl MigrationTrait for Migration {
             )
             .await?;
         let db = manager.get_connection();
-        db.execute_unprepared("INSERT INTO directory_version (id, version) VALUES (1, 0)")
-            .await?;
-        let statements: &[&str] = match manager.get_database_backend() {
-            DatabaseBackend::Postgres => &POSTGRES_UP,
-            _ => &SQLITE_UP,
+        // The stamps start at the clock's microseconds, not 0: after a `down` and an `up` they never
+        // take a value again that a running server may still hold for other data.
+        let (now_micros, statements): (&str, &[&str]) = match manager.get_database_backend() {
+            DatabaseBackend::Postgres => (
+                "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)",
+                &POSTGRES_UP,
+            ),
+            _ => (
+                "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)",
+                &SQLITE_UP,
+            ),
         };
+        db.execute_unprepared(&format!(
+            "INSERT INTO directory_version (id, version) VALUES (1, {now_micros})"
+        ))
+        .await?;
+        db.execute_unprepared(&format!("UPDATE users SET data_version = {now_micros}"))
+            .await?;
         for statement in statements {
             db.execute_unprepared(statement).await?;
         }
