@@ -32,7 +32,10 @@ use crate::{
     graphql::{self, AppSchema},
     point_reads::ByIdReads,
     reads::ReadConnection,
-    services::{audit::AuditSink, events::EventBus},
+    services::{
+        audit::{AuditSink, WRITES_IN_FLIGHT},
+        events::EventBus,
+    },
 };
 
 #[derive(Clone)]
@@ -69,15 +72,15 @@ impl AppState {
         Migrator::up(&db, None)
             .await
             .context("running migrations")?;
-        // On PostgreSQL the audit writer, the event listener and the event notifier get a connection
-        // each of their own. From the request pool the writers queued behind every request's
-        // statements (and requests waited for them), and the listener's LISTEN held one of the pool's
-        // connections for good.
-        let dedicated = || {
+        // On PostgreSQL the audit writer, the event listener and the event notifier get connections
+        // of their own (the audit writer one per statement it has out). From the request pool the
+        // writers queued behind every request's statements (and requests waited for them), and the
+        // listener's LISTEN held one of the pool's connections for good.
+        let dedicated = |connections: usize| {
             config.database_url.starts_with("postgres").then(|| {
                 let mut options = connect_options(config);
                 options
-                    .max_connections(1)
+                    .max_connections(connections as u32)
                     .min_connections(0)
                     .connect_lazy(true);
                 options
@@ -85,9 +88,9 @@ impl AppState {
         };
         let reads = ReadConnection::new(db.clone(), config, statements.clone())?;
         Ok(AppState {
-            audit: AuditSink::start(db.clone(), dedicated())
+            audit: AuditSink::start(db.clone(), dedicated(WRITES_IN_FLIGHT))
                 .context("starting the audit writer")?,
-            events: EventBus::start(&db, dedicated(), dedicated(), config.events_listen_linger)
+            events: EventBus::start(&db, dedicated(1), dedicated(1), config.events_listen_linger)
                 .await,
             auth: Arc::new(Auth::new(config)),
             auth_limiter: Arc::new(AuthRateLimiter::new(&config.abuse)),
