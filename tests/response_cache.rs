@@ -4,7 +4,9 @@ mod common;
 
 use common::*;
 use medgraph::entities::{audit_event, patient};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement, sea_query::Expr,
+};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -281,6 +283,92 @@ scenario!(
             assert_eq!(again.cache.as_deref(), Some("HIT"), "after: {step}");
             assert_eq!(again.body, after.body, "after: {step}");
             previous = after.body;
+        }
+    }
+);
+
+// One user's writes arriving together go over several connections; on PostgreSQL each session
+// moves its own row of the user's tallies. Whichever rows moved, the next list is computed again,
+// and its count is every row's.
+scenario!(
+    concurrent_writes_on_several_connections_are_all_seen,
+    |app| async move {
+        let owner = app.signed_in_user().await;
+        let doctor = app
+            .create_doctor(&owner.access, doctor_input("James", "Wilson", "Oncology"))
+            .await;
+        let created = futures_util::future::join_all((0..12).map(|i| {
+            app.create_patient(
+                &owner.access,
+                patient_input("Many", &format!("Writer{i}"), 30),
+            )
+        }))
+        .await;
+        let listed = list(&app, &owner.access).await;
+        assert_eq!(listed.body["data"]["patients"]["totalCount"], 12);
+        assert_eq!(
+            list(&app, &owner.access).await.cache.as_deref(),
+            Some("HIT")
+        );
+
+        let mappings = futures_util::future::join_all(
+            created
+                .iter()
+                .map(|patient| app.assign(&owner.access, patient, &doctor)),
+        )
+        .await;
+        let assigned = list(&app, &owner.access).await;
+        assert_eq!(assigned.cache.as_deref(), Some("MISS"));
+        assert_eq!(
+            assigned.body.to_string().matches("James Wilson").count(),
+            12
+        );
+        assert_eq!(assigned.body, fresh(&app, &owner.access).await);
+
+        futures_util::future::join_all(mappings[..6].iter().map(|mapping| {
+            app.gql(
+                Some(&owner.access),
+                "mutation($id: ID!) { unassignDoctor(mappingId: $id) }",
+                json!({ "id": mapping }),
+            )
+        }))
+        .await
+        .into_iter()
+        .for_each(|response| {
+            response.data();
+        });
+        futures_util::future::join_all(created[..4].iter().map(|patient| {
+            app.gql(
+                Some(&owner.access),
+                "mutation($id: ID!) { deletePatient(id: $id) }",
+                json!({ "id": patient }),
+            )
+        }))
+        .await
+        .into_iter()
+        .for_each(|response| {
+            response.data();
+        });
+        let changed = list(&app, &owner.access).await;
+        assert_eq!(changed.cache.as_deref(), Some("MISS"));
+        assert_eq!(changed.body["data"]["patients"]["totalCount"], 8);
+        assert_eq!(changed.body, fresh(&app, &owner.access).await);
+
+        if app.state.db.get_database_backend() == DbBackend::Postgres {
+            let rows_moved = app
+                .state
+                .db
+                .query_one_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT COUNT(*) FROM user_tallies WHERE user_id = $1 AND version > 0",
+                    [Uuid::parse_str(&owner.user_id).expect("a UUID").into()],
+                ))
+                .await
+                .expect("read the tallies")
+                .expect("a row")
+                .try_get_by_index::<i64>(0)
+                .expect("a count");
+            assert!(rows_moved > 1, "the writes moved {rows_moved} of the rows");
         }
     }
 );

@@ -16,6 +16,7 @@ mod m20261122_000009_add_search_text;
 mod m20261201_000010_case_insensitive_email_indexes;
 mod m20261202_000011_patient_counts;
 mod m20261202_000012_response_stamps;
+mod m20261203_000013_user_tallies;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000010_case_insensitive_email_indexes::Migration),
             Box::new(m20261202_000011_patient_counts::Migration),
             Box::new(m20261202_000012_response_stamps::Migration),
+            Box::new(m20261203_000013_user_tallies::Migration),
         ]
     }
 }

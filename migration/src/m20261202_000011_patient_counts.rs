@@ -54,7 +54,7 @@ const POSTGRES_DOWN: [&str; 6] = [
 ];
 
 /// SQLite has row-level triggers only; its single writer makes their order moot.
-const SQLITE_UP: [&str; 3] = [
+pub(crate) const SQLITE_UP: [&str; 3] = [
     "CREATE TRIGGER patients_counted_insert AFTER INSERT ON patients BEGIN \
      UPDATE users SET patient_count = patient_count + 1 WHERE id = NEW.owner_id; END",
     "CREATE TRIGGER patients_counted_delete AFTER DELETE ON patients BEGIN \

@@ -11,7 +11,7 @@ pub struct Migration;
 /// (the shared doctors directory). Triggers bump them inside the writer's own transaction, so every
 /// writer (the API, the batched creates, cascades, `medgraph seed`, a script) moves them, and a reader
 /// never sees a change without its stamp. They only ever grow.
-const POSTGRES_UP: [&str; 13] = [
+pub(crate) const POSTGRES_UP: [&str; 13] = [
     // The patient-count functions of the previous migration, bumping the stamp in the same row update.
     r#"CREATE OR REPLACE FUNCTION medgraph_patients_added() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE owner record;
@@ -103,7 +103,7 @@ const POSTGRES_DOWN: [&str; 11] = [
 
 /// Row-level triggers (SQLite has no others); the counting triggers of the previous migration stay
 /// as they are.
-const SQLITE_UP: [&str; 9] = [
+pub(crate) const SQLITE_UP: [&str; 9] = [
     "CREATE TRIGGER patients_versioned_insert AFTER INSERT ON patients BEGIN \
      UPDATE users SET data_version = data_version + 1 WHERE id = NEW.owner_id; END",
     "CREATE TRIGGER patients_versioned_delete AFTER DELETE ON patients BEGIN \

@@ -1,13 +1,15 @@
 //! Whole answers to the patient-list queries a client repeats (a list screen polled or revisited),
 //! kept per caller and checked before every use against stamps the database moves with every change
-//! (migration `m20261202_000012_response_stamps`). A repeated list then costs one primary-key read
-//! instead of its statements, its few hundred resolved fields and their serialization.
+//! (migrations `m20261202_000012_response_stamps`, `m20261203_000013_user_tallies`). A repeated list
+//! then costs one index read of a few rows instead of its statements, its few hundred resolved fields
+//! and their serialization.
 //!
 //! Why it cannot serve stale data:
-//! - Triggers move `users.data_version` with every change of the owner's patients or of their
-//!   assignments, and `directory_version` with every change of a doctor, inside the writer's own
-//!   transaction: whatever writes (this or another instance, the batched creates, a cascade, a
-//!   script), no reader sees the change without its stamp.
+//! - Triggers move the owner's data stamp (the sum of their `user_tallies` versions, each of which
+//!   only grows) with every change of their patients or of their assignments, and
+//!   `directory_version` with every change of a doctor, inside the writer's own transaction:
+//!   whatever writes (this or another instance, the batched creates, a cascade, a script), no
+//!   reader sees the change without its stamp.
 //! - The stamp is read before the answer is computed, so an answer is stored with a stamp no newer
 //!   than its data. A change that lands meanwhile moves the stamp past the stored one, and the next
 //!   request computes afresh.
@@ -37,7 +39,6 @@ use uuid::Uuid;
 
 use crate::{
     auth::Actor,
-    entities::user,
     point_reads::start_batcher,
     reads::ReadConnection,
     services::{audit::EntityKind, uuid_array_literal},
@@ -246,24 +247,31 @@ impl ResponseCache {
     }
 }
 
-/// `(user id, data_version, directory version)` of each of these users that exists.
+/// `(user id, data stamp, directory version)` of each of these users that exists; a user's data stamp
+/// is the sum of their `user_tallies` versions.
 async fn read_stamps(reads: &ReadConnection, ids: &[Uuid]) -> Result<Vec<(Uuid, i64, i64)>, DbErr> {
     let directory = Alias::new("directory_version");
+    let tallies = Alias::new("user_tallies");
+    let user_id = Expr::col((tallies.clone(), Alias::new("user_id")));
     let mut select = Query::select();
     select
-        .column((user::Entity, user::Column::Id))
-        .expr(Expr::col((user::Entity, Alias::new("data_version"))))
+        .expr(user_id.clone())
+        .expr(Expr::cust("CAST(SUM(user_tallies.version) AS BIGINT)"))
         .expr(Expr::col((directory.clone(), Alias::new("version"))))
-        .from(user::Entity)
+        .from(tallies.clone())
         .from(directory.clone())
-        .and_where(Expr::col((directory, Alias::new("id"))).eq(1));
+        .and_where(Expr::col((directory.clone(), Alias::new("id"))).eq(1))
+        .group_by_columns([
+            (tallies.clone(), Alias::new("user_id")),
+            (directory, Alias::new("version")),
+        ]);
     let backend = reads.get_database_backend();
     if backend == DbBackend::Postgres {
-        select.and_where(Expr::col((user::Entity, user::Column::Id)).eq(PgFunc::any(
+        select.and_where(user_id.eq(PgFunc::any(
             Expr::val(uuid_array_literal(ids)).cast_as("uuid[]"),
         )));
     } else {
-        select.and_where(Expr::col((user::Entity, user::Column::Id)).is_in(ids.iter().copied()));
+        select.and_where(user_id.is_in(ids.iter().copied()));
     }
     reads
         .query_all(&select)

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::{
     auth::Actor,
     domain::{BirthDate, Gender, OptionalText, PatientId, PersonName, birth_date_for_age},
-    entities::{patient, user},
+    entities::patient,
     error::{AppError, AppResult, Validator},
     point_reads::ByIdReads,
     services::{
@@ -440,16 +440,19 @@ pub async fn list(
     }
 }
 
-/// The caller's `users.patient_count`, which the database's triggers keep equal to the number of
-/// patients they own (migration `m20261202_000011_patient_counts`).
+/// How many patients the caller owns: the sum of their `user_tallies` rows, which the database's
+/// triggers keep (migrations `m20261202_000011_patient_counts`, `m20261203_000013_user_tallies`).
 fn stored_count(actor: &Actor) -> Expr {
+    let tallies = Alias::new("user_tallies");
     Expr::SubQuery(
         None,
         Box::new(
             Query::select()
-                .column(Alias::new("patient_count"))
-                .from(user::Entity)
-                .and_where(user::Column::Id.eq(actor.user_id.0))
+                .expr(Expr::cust(
+                    "CAST(COALESCE(SUM(user_tallies.patient_count), 0) AS BIGINT)",
+                ))
+                .from(tallies.clone())
+                .and_where(Expr::col((tallies, Alias::new("user_id"))).eq(actor.user_id.0))
                 .to_owned()
                 .into(),
         ),
