@@ -222,7 +222,7 @@ scenario!(
 scenario!(
     the_total_kept_by_the_database_follows_every_write,
     |app| async move {
-        // An unfiltered list reads its totalCount from users.patient_count (kept by triggers); a
+        // An unfiltered list reads its totalCount from user_tallies (kept by triggers); a
         // filtered one counts. Both must agree after single, concurrent and refused creates, deletes,
         // and a deleted account's cascade.
         let totals = |token: String| {

@@ -200,7 +200,7 @@ where
 }
 
 /// `fetch_page` for a list whose length the database keeps (`stored_total`, a scalar expression
-/// such as the owner's `patient_count`), read instead of counting the list; `None` counts.
+/// such as the owner's tallied patient count), read instead of counting the list; `None` counts.
 pub async fn fetch_page_counted_by<E, C>(
     db: &impl ConnectionTrait,
     select: Select<E>,
