@@ -7,7 +7,7 @@ cargo build --quiet --bin medgraph
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
 DATABASE_URL="sqlite://$work/graphiql.db?mode=rwc" BIND_ADDR="127.0.0.1:$port" \
-  ./target/debug/medgraph serve >"$work/server.log" 2>&1 &
+  "${CARGO_TARGET_DIR:-target}/debug/medgraph" serve >"$work/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do

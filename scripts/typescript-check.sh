@@ -66,7 +66,7 @@ flow_step() {
   local port
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
   DATABASE_URL="sqlite://$work/flow.db?mode=rwc" BIND_ADDR="127.0.0.1:$port" \
-    ./target/debug/medgraph serve >"$work/server.log" 2>&1 &
+    "${CARGO_TARGET_DIR:-target}/debug/medgraph" serve >"$work/server.log" 2>&1 &
   server=$!
   local ready=
   for _ in $(seq 1 100); do
