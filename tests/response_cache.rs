@@ -83,6 +83,16 @@ async fn reads_of(app: &TestApp, request_id: &str) -> Vec<(Uuid, Option<Uuid>)> 
     rows
 }
 
+/// Sends a mutation for each of these ids at once; each answer must be without errors.
+async fn all_at_once(app: &TestApp, token: &str, mutation: &str, ids: &[String]) {
+    let requests = ids
+        .iter()
+        .map(|id| app.gql(Some(token), mutation, json!({ "id": id })));
+    for response in futures_util::future::join_all(requests).await {
+        response.data();
+    }
+}
+
 fn listed_ids(body: &Value) -> Vec<Uuid> {
     let mut ids: Vec<Uuid> = body["data"]["patients"]["edges"]
         .as_array()
@@ -325,30 +335,20 @@ scenario!(
         );
         assert_eq!(assigned.body, fresh(&app, &owner.access).await);
 
-        futures_util::future::join_all(mappings[..6].iter().map(|mapping| {
-            app.gql(
-                Some(&owner.access),
-                "mutation($id: ID!) { unassignDoctor(mappingId: $id) }",
-                json!({ "id": mapping }),
-            )
-        }))
-        .await
-        .into_iter()
-        .for_each(|response| {
-            response.data();
-        });
-        futures_util::future::join_all(created[..4].iter().map(|patient| {
-            app.gql(
-                Some(&owner.access),
-                "mutation($id: ID!) { deletePatient(id: $id) }",
-                json!({ "id": patient }),
-            )
-        }))
-        .await
-        .into_iter()
-        .for_each(|response| {
-            response.data();
-        });
+        all_at_once(
+            &app,
+            &owner.access,
+            "mutation($id: ID!) { unassignDoctor(mappingId: $id) }",
+            &mappings[..6],
+        )
+        .await;
+        all_at_once(
+            &app,
+            &owner.access,
+            "mutation($id: ID!) { deletePatient(id: $id) }",
+            &created[..4],
+        )
+        .await;
         let changed = list(&app, &owner.access).await;
         assert_eq!(changed.cache.as_deref(), Some("MISS"));
         assert_eq!(changed.body["data"]["patients"]["totalCount"], 8);
